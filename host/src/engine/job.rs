@@ -1,0 +1,118 @@
+//! What the scheduler sends an engine, and what comes back.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::Val;
+
+use super::NsValue;
+use crate::error::EngineFailure;
+use crate::runtime::LoadedComponent;
+use crate::value::Encoding;
+
+/// Shared by every job of one task: cancel flag and progress counter.
+#[derive(Default)]
+pub struct TaskControl {
+    pub cancelled: AtomicBool,
+    pub done: AtomicUsize,
+}
+
+impl TaskControl {
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// One argument of one call: converted up front, or a namespace name the
+/// engine resolves against its own globals (`{"$ref": "a"}`).
+#[derive(Clone)]
+pub enum Arg {
+    Val(Val),
+    Ref(String),
+}
+
+/// What a call printed and showed.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct EngineOutput {
+    pub engine: usize,
+    pub stdout: String,
+    pub stderr: String,
+    /// PNG images shown through `display`, base64.
+    pub images: Vec<String>,
+}
+
+impl EngineOutput {
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty() && self.images.is_empty()
+    }
+}
+
+/// The results of a batch of calls on one engine; stops at the first failure.
+pub struct BatchOutcome {
+    pub engine: usize,
+    /// Index of the batch in its task (balanced work) or 0.
+    pub batch: usize,
+    pub results: Result<Vec<Json>, EngineFailure>,
+    pub output: EngineOutput,
+}
+
+/// Calls of one function, run in order on one engine.
+pub struct CallBatch {
+    pub component: Arc<LoadedComponent>,
+    pub function: usize,
+    pub calls: Vec<Vec<Arg>>,
+    pub encoding: Encoding,
+    pub timeout: Duration,
+    pub control: Arc<TaskControl>,
+}
+
+/// A load-balanced map: batches that whichever engine is free takes next.
+pub struct BalancedWork {
+    pub component: Arc<LoadedComponent>,
+    pub function: usize,
+    pub batches: Vec<Mutex<Option<Vec<Vec<Arg>>>>>,
+    pub next: AtomicUsize,
+    /// Set after a failure: no new batches are taken, running ones finish.
+    pub stop: AtomicBool,
+    pub encoding: Encoding,
+    pub timeout: Duration,
+    pub control: Arc<TaskControl>,
+    pub sink: mpsc::UnboundedSender<BatchOutcome>,
+}
+
+impl BalancedWork {
+    /// The next batch nobody has taken, with its index.
+    pub fn take(&self) -> Option<(usize, Vec<Vec<Arg>>)> {
+        loop {
+            if self.control.is_cancelled() || self.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            let slot = self.batches.get(i)?;
+            if let Some(calls) = slot.lock().take() {
+                return Some((i, calls));
+            }
+        }
+    }
+}
+
+pub enum Job {
+    Call { batch: CallBatch, reply: oneshot::Sender<BatchOutcome> },
+    Balanced(Arc<BalancedWork>),
+    Push { values: Vec<(String, NsValue)>, reply: oneshot::Sender<()> },
+    Pull { names: Vec<String>, reply: oneshot::Sender<Result<Vec<NsValue>, String>> },
+    /// Instantiate a library component and link its exports for later tasks.
+    Install { component: Arc<LoadedComponent>, reply: oneshot::Sender<Result<Vec<String>, String>> },
+    /// Forget the instance of a component that was deleted or replaced.
+    Forget { digest: String },
+    /// For fault-injection tests only: panic inside the engine thread.
+    Panic,
+}

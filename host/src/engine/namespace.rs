@@ -1,0 +1,381 @@
+//! An engine's globals: what push/pull/scatter/gather and the guest's
+//! `wasmpar:engine/namespace` import read and write.
+//!
+//! Invariants:
+//! - The namespace lives in the engine's `Store` data, outside every
+//!   component instance: it survives traps and re-instantiation.
+//! - Values are flat (the WIT `value` variant); big arrays are held as
+//!   `Arc`s of native numbers, so a push to N engines shares one buffer and
+//!   never goes through JSON text inside the host.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::bindings::wasmpar::engine::namespace::{F64Array, S64Array, Value as WitValue};
+use crate::value::{float_to_json, ArrayForm, Dtype, Encoding};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NsValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Arc<Vec<u8>>),
+    IntList(Arc<Vec<i64>>),
+    FloatList(Arc<Vec<f64>>),
+    TextList(Arc<Vec<String>>),
+    FloatArray { shape: Vec<usize>, data: Arc<Vec<f64>> },
+    IntArray { shape: Vec<usize>, data: Arc<Vec<i64>> },
+    /// Anything deeper, as JSON text.
+    Json(String),
+}
+
+#[derive(Default)]
+pub struct Namespace {
+    values: BTreeMap<String, NsValue>,
+}
+
+impl Namespace {
+    pub fn get(&self, name: &str) -> Option<&NsValue> {
+        self.values.get(name)
+    }
+
+    pub fn set(&mut self, name: String, value: NsValue) {
+        self.values.insert(name, value);
+    }
+
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.values.remove(name).is_some()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.values.keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// Rectangular nested lists of numbers: (shape, all integers?).
+fn nested_shape(v: &Json) -> Option<(Vec<usize>, bool)> {
+    match v {
+        Json::Number(n) => Some((vec![], n.is_i64())),
+        Json::Array(items) => {
+            let first = items.first()?;
+            let (inner, mut ints) = nested_shape(first)?;
+            for item in &items[1..] {
+                let (s, i) = nested_shape(item)?;
+                if s != inner {
+                    return None;
+                }
+                ints &= i;
+            }
+            let mut shape = vec![items.len()];
+            shape.extend(inner);
+            Some((shape, ints))
+        }
+        _ => None,
+    }
+}
+
+fn flatten_numbers(v: &Json, out_f: &mut Vec<f64>, out_i: &mut Vec<i64>, ints: bool) {
+    match v {
+        Json::Array(items) => items.iter().for_each(|i| flatten_numbers(i, out_f, out_i, ints)),
+        Json::Number(n) if ints => out_i.push(n.as_i64().unwrap_or_default()),
+        Json::Number(n) => out_f.push(n.as_f64().unwrap_or_default()),
+        _ => {}
+    }
+}
+
+impl NsValue {
+    /// The value a JSON push stands for (see the WIT `value` variant).
+    pub fn from_json(v: &Json) -> Result<NsValue, String> {
+        Ok(match v {
+            Json::Null => NsValue::Null,
+            Json::Bool(b) => NsValue::Bool(*b),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => NsValue::Int(i),
+                None => NsValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Json::String(s) => NsValue::Text(s.clone()),
+            Json::Array(items) if items.is_empty() => NsValue::IntList(Arc::new(Vec::new())),
+            Json::Array(items) if items.iter().all(Json::is_string) => {
+                NsValue::TextList(Arc::new(items.iter().filter_map(|s| s.as_str().map(String::from)).collect()))
+            }
+            Json::Array(_) => match nested_shape(v) {
+                Some((shape, ints)) => {
+                    let (mut f, mut i) = (Vec::new(), Vec::new());
+                    flatten_numbers(v, &mut f, &mut i, ints);
+                    match (shape.len(), ints) {
+                        (1, true) => NsValue::IntList(Arc::new(i)),
+                        (1, false) => NsValue::FloatList(Arc::new(f)),
+                        (_, true) => NsValue::IntArray { shape, data: Arc::new(i) },
+                        (_, false) => NsValue::FloatArray { shape, data: Arc::new(f) },
+                    }
+                }
+                None => NsValue::Json(v.to_string()),
+            },
+            Json::Object(obj) => match ArrayForm::from_json(obj) {
+                Some(Ok(a)) => NsValue::from_array(a),
+                Some(Err(msg)) => return Err(msg),
+                None => NsValue::Json(v.to_string()),
+            },
+        })
+    }
+
+    pub fn from_array(a: ArrayForm) -> NsValue {
+        let one_d = a.shape.len() == 1;
+        if a.dtype == Dtype::U8 && one_d {
+            return NsValue::Bytes(Arc::new(a.data));
+        }
+        if a.dtype.is_float() {
+            let data = Arc::new(a.to_f64());
+            return if one_d { NsValue::FloatList(data) } else { NsValue::FloatArray { shape: a.shape, data } };
+        }
+        match a.to_i64() {
+            Some(ints) => {
+                let data = Arc::new(ints);
+                if one_d {
+                    NsValue::IntList(data)
+                } else {
+                    NsValue::IntArray { shape: a.shape, data }
+                }
+            }
+            // uint64 beyond i64: keep the values exactly, as floats would not.
+            None => NsValue::Json(a.to_nested_json().to_string()),
+        }
+    }
+
+    pub fn to_json(&self, encoding: Encoding) -> Json {
+        let arr = encoding == Encoding::Array;
+        match self {
+            NsValue::Null => Json::Null,
+            NsValue::Bool(b) => Json::Bool(*b),
+            NsValue::Int(i) => Json::from(*i),
+            NsValue::Float(f) => float_to_json(*f),
+            NsValue::Text(s) => Json::String(s.clone()),
+            NsValue::Bytes(b) => ArrayForm { dtype: Dtype::U8, shape: vec![b.len()], data: b.to_vec() }.to_json(),
+            NsValue::IntList(v) if arr => ArrayForm::from_i64(vec![v.len()], v).to_json(),
+            NsValue::FloatList(v) if arr => ArrayForm::from_f64(vec![v.len()], v).to_json(),
+            NsValue::IntList(v) => Json::Array(v.iter().map(|&i| Json::from(i)).collect()),
+            NsValue::FloatList(v) => Json::Array(v.iter().map(|&f| float_to_json(f)).collect()),
+            NsValue::TextList(v) => Json::Array(v.iter().map(|s| Json::String(s.clone())).collect()),
+            NsValue::FloatArray { shape, data } => {
+                let a = ArrayForm::from_f64(shape.clone(), data);
+                if arr {
+                    a.to_json()
+                } else {
+                    a.to_nested_json()
+                }
+            }
+            NsValue::IntArray { shape, data } => {
+                let a = ArrayForm::from_i64(shape.clone(), data);
+                if arr {
+                    a.to_json()
+                } else {
+                    a.to_nested_json()
+                }
+            }
+            NsValue::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
+        }
+    }
+
+    /// Items along the first axis (for scatter and gather), or `None` for scalars.
+    pub fn len(&self) -> Option<usize> {
+        Some(match self {
+            NsValue::Bytes(v) => v.len(),
+            NsValue::IntList(v) => v.len(),
+            NsValue::FloatList(v) => v.len(),
+            NsValue::TextList(v) => v.len(),
+            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } => shape.first().copied().unwrap_or(0),
+            _ => return None,
+        })
+    }
+
+    /// Rows `start..end` along the first axis, as a value of the same kind.
+    pub fn slice(&self, start: usize, end: usize) -> Option<NsValue> {
+        let row = |shape: &[usize]| shape[1..].iter().product::<usize>();
+        Some(match self {
+            NsValue::Bytes(v) => NsValue::Bytes(Arc::new(v[start..end].to_vec())),
+            NsValue::IntList(v) => NsValue::IntList(Arc::new(v[start..end].to_vec())),
+            NsValue::FloatList(v) => NsValue::FloatList(Arc::new(v[start..end].to_vec())),
+            NsValue::TextList(v) => NsValue::TextList(Arc::new(v[start..end].to_vec())),
+            NsValue::FloatArray { shape, data } => {
+                let r = row(shape);
+                let mut s = shape.clone();
+                s[0] = end - start;
+                NsValue::FloatArray { shape: s, data: Arc::new(data[start * r..end * r].to_vec()) }
+            }
+            NsValue::IntArray { shape, data } => {
+                let r = row(shape);
+                let mut s = shape.clone();
+                s[0] = end - start;
+                NsValue::IntArray { shape: s, data: Arc::new(data[start * r..end * r].to_vec()) }
+            }
+            _ => return None,
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NsValue::Null => "null",
+            NsValue::Bool(_) => "boolean",
+            NsValue::Int(_) => "int",
+            NsValue::Float(_) => "float",
+            NsValue::Text(_) => "text",
+            NsValue::Bytes(_) => "bytes",
+            NsValue::IntList(_) => "int-list",
+            NsValue::FloatList(_) => "float-list",
+            NsValue::TextList(_) => "text-list",
+            NsValue::FloatArray { .. } => "float-array",
+            NsValue::IntArray { .. } => "int-array",
+            NsValue::Json(_) => "json",
+        }
+    }
+
+    pub fn to_wit(&self) -> WitValue {
+        let shape64 = |s: &[usize]| s.iter().map(|&d| d as u64).collect();
+        match self {
+            NsValue::Null => WitValue::Null,
+            NsValue::Bool(b) => WitValue::Boolean(*b),
+            NsValue::Int(i) => WitValue::Int(*i),
+            NsValue::Float(f) => WitValue::Float(*f),
+            NsValue::Text(s) => WitValue::Text(s.clone()),
+            NsValue::Bytes(b) => WitValue::Bytes(b.to_vec()),
+            NsValue::IntList(v) => WitValue::IntList(v.to_vec()),
+            NsValue::FloatList(v) => WitValue::FloatList(v.to_vec()),
+            NsValue::TextList(v) => WitValue::TextList(v.to_vec()),
+            NsValue::FloatArray { shape, data } => WitValue::FloatArray(F64Array { shape: shape64(shape), data: data.to_vec() }),
+            NsValue::IntArray { shape, data } => WitValue::IntArray(S64Array { shape: shape64(shape), data: data.to_vec() }),
+            NsValue::Json(s) => WitValue::Json(s.clone()),
+        }
+    }
+
+    /// A value from the guest; a malformed array (shape and data disagree) is refused.
+    pub fn from_wit(v: WitValue) -> Result<NsValue, String> {
+        let shape_of = |shape: Vec<u64>, len: usize| -> Result<Vec<usize>, String> {
+            let s: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
+            let n = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if n == Some(len) {
+                Ok(s)
+            } else {
+                Err(format!("array shape {s:?} does not match its {len} items"))
+            }
+        };
+        Ok(match v {
+            WitValue::Null => NsValue::Null,
+            WitValue::Boolean(b) => NsValue::Bool(b),
+            WitValue::Int(i) => NsValue::Int(i),
+            WitValue::Float(f) => NsValue::Float(f),
+            WitValue::Text(s) => NsValue::Text(s),
+            WitValue::Bytes(b) => NsValue::Bytes(Arc::new(b)),
+            WitValue::IntList(v) => NsValue::IntList(Arc::new(v)),
+            WitValue::FloatList(v) => NsValue::FloatList(Arc::new(v)),
+            WitValue::TextList(v) => NsValue::TextList(Arc::new(v)),
+            WitValue::FloatArray(a) => {
+                NsValue::FloatArray { shape: shape_of(a.shape, a.data.len())?, data: Arc::new(a.data) }
+            }
+            WitValue::IntArray(a) => NsValue::IntArray { shape: shape_of(a.shape, a.data.len())?, data: Arc::new(a.data) },
+            WitValue::Json(s) => NsValue::Json(s),
+        })
+    }
+
+    /// Concatenate values along the first axis (gather), in order.
+    pub fn concat(parts: &[NsValue]) -> Result<NsValue, String> {
+        let Some(first) = parts.first() else { return Ok(NsValue::IntList(Arc::new(Vec::new()))) };
+        macro_rules! cat_list {
+            ($variant:ident) => {{
+                let mut out = Vec::new();
+                for p in parts {
+                    match p {
+                        NsValue::$variant(v) => out.extend_from_slice(v),
+                        other => return Err(format!("cannot gather a {} with a {}", first.kind(), other.kind())),
+                    }
+                }
+                NsValue::$variant(Arc::new(out))
+            }};
+        }
+        // Mixed int/float lists (e.g. an empty chunk typed as ints) widen to floats.
+        let all_numeric_lists = parts.iter().all(|p| matches!(p, NsValue::IntList(_) | NsValue::FloatList(_)));
+        if all_numeric_lists && parts.iter().any(|p| matches!(p, NsValue::FloatList(_))) {
+            let mut out = Vec::new();
+            for p in parts {
+                match p {
+                    NsValue::IntList(v) => out.extend(v.iter().map(|&i| i as f64)),
+                    NsValue::FloatList(v) => out.extend_from_slice(v),
+                    _ => {}
+                }
+            }
+            return Ok(NsValue::FloatList(Arc::new(out)));
+        }
+        Ok(match first {
+            NsValue::Bytes(_) => cat_list!(Bytes),
+            NsValue::IntList(_) => cat_list!(IntList),
+            NsValue::FloatList(_) => cat_list!(FloatList),
+            NsValue::TextList(_) => cat_list!(TextList),
+            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } => {
+                let tail = shape[1..].to_vec();
+                let mut rows = 0;
+                let (mut f, mut i) = (Vec::new(), Vec::new());
+                for p in parts {
+                    match p {
+                        NsValue::FloatArray { shape: s, data } if s[1..] == tail[..] && matches!(first, NsValue::FloatArray { .. }) => {
+                            rows += s[0];
+                            f.extend_from_slice(data);
+                        }
+                        NsValue::IntArray { shape: s, data } if s[1..] == tail[..] && matches!(first, NsValue::IntArray { .. }) => {
+                            rows += s[0];
+                            i.extend_from_slice(data);
+                        }
+                        other => return Err(format!("cannot gather a {} with a {}", first.kind(), other.kind())),
+                    }
+                }
+                let mut shape = vec![rows];
+                shape.extend(tail);
+                if matches!(first, NsValue::FloatArray { .. }) {
+                    NsValue::FloatArray { shape, data: Arc::new(f) }
+                } else {
+                    NsValue::IntArray { shape, data: Arc::new(i) }
+                }
+            }
+            other => return Err(format!("cannot gather a {}: only lists and arrays can be gathered", other.kind())),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_maps_to_flat_values() {
+        assert_eq!(NsValue::from_json(&json!(3)).ok(), Some(NsValue::Int(3)));
+        assert_eq!(NsValue::from_json(&json!([1, 2])).ok(), Some(NsValue::IntList(Arc::new(vec![1, 2]))));
+        assert_eq!(NsValue::from_json(&json!([1, 2.5])).ok(), Some(NsValue::FloatList(Arc::new(vec![1.0, 2.5]))));
+        assert_eq!(
+            NsValue::from_json(&json!([[1, 2], [3, 4]])).ok(),
+            Some(NsValue::IntArray { shape: vec![2, 2], data: Arc::new(vec![1, 2, 3, 4]) })
+        );
+        assert!(matches!(NsValue::from_json(&json!({"k": [1, {"x": 2}]})), Ok(NsValue::Json(_))));
+        assert_eq!(NsValue::from_json(&json!({"k": 1})).map(|v| v.to_json(Encoding::Json)).ok(), Some(json!({"k": 1})));
+    }
+
+    #[test]
+    fn scatter_slices_and_gather_concatenates() {
+        let v = NsValue::from_json(&json!([0, 1, 2, 3, 4])).expect("valid");
+        let parts = vec![v.slice(0, 2).expect("list"), v.slice(2, 5).expect("list")];
+        assert_eq!(NsValue::concat(&parts).ok(), Some(v));
+        let a = NsValue::FloatArray { shape: vec![3, 2], data: Arc::new(vec![0., 1., 2., 3., 4., 5.]) };
+        let parts = vec![a.slice(0, 1).expect("array"), a.slice(1, 3).expect("array")];
+        assert_eq!(NsValue::concat(&parts).ok(), Some(a));
+    }
+}

@@ -1,0 +1,466 @@
+//! The engine thread: its store, live instances, installed libraries and the
+//! call loop. See the invariants in `engine/mod.rs`.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value as Json;
+use wasmtime::component::types::Type;
+use wasmtime::component::{Instance, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::job::{Arg, BatchOutcome, EngineOutput, Job, TaskControl};
+use super::limiter::EngineLimiter;
+use super::output::CapturedStream;
+use super::pool::EngineInfo;
+use super::{Namespace, NsValue};
+use crate::error::{EngineFailure, FailureCause};
+use crate::runtime::{base_linker, ExportedFunction, LoadedComponent, Runtime};
+use crate::value::{json_to_val, val_to_json, Encoding};
+
+/// Traps tolerated before the store is rebuilt to free dead instances' memory.
+const DEAD_INSTANCES_BEFORE_REBUILD: usize = 16;
+
+/// A store's data: everything an engine keeps between calls.
+pub struct EngineState {
+    pub id: usize,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub namespace: Namespace,
+    stdout: CapturedStream,
+    stderr: CapturedStream,
+    pub images: Vec<Vec<u8>>,
+    pub max_images: usize,
+    pub images_cap: usize,
+    limiter: EngineLimiter,
+    control: Option<Arc<TaskControl>>,
+    deadline: Instant,
+    interrupted: Option<FailureCause>,
+}
+
+impl WasiView for EngineState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl EngineState {
+    fn new(id: usize, runtime: &Runtime, namespace: Namespace) -> Self {
+        let l = &runtime.limits;
+        let stdout = CapturedStream::new(l.output_cap);
+        let stderr = CapturedStream::new(l.output_cap);
+        // The sandbox: no preopened directories, no environment, no arguments,
+        // no sockets or name lookups; clocks and random only.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        EngineState {
+            id,
+            wasi,
+            table: ResourceTable::new(),
+            namespace,
+            stdout,
+            stderr,
+            images: Vec::new(),
+            max_images: l.max_images,
+            images_cap: l.images_cap,
+            limiter: EngineLimiter {
+                memory_cap: l.memory_per_engine,
+                memory_used: 0,
+                max_instances: l.max_instances,
+                max_tables: l.max_tables,
+                max_table_elements: l.max_table_elements,
+                memory_refused: false,
+            },
+            control: None,
+            deadline: Instant::now(),
+            interrupted: None,
+        }
+    }
+
+    fn take_output(&mut self) -> EngineOutput {
+        EngineOutput {
+            engine: self.id,
+            stdout: self.stdout.take(),
+            stderr: self.stderr.take(),
+            images: self.images.drain(..).map(|png| base64::engine::general_purpose::STANDARD.encode(png)).collect(),
+        }
+    }
+}
+
+fn new_store(runtime: &Runtime, state: EngineState) -> Store<EngineState> {
+    let mut store = Store::new(&runtime.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|mut ctx| {
+        let s = ctx.data_mut();
+        if s.control.as_ref().is_some_and(|c| c.is_cancelled()) {
+            s.interrupted = Some(FailureCause::Cancelled);
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        if Instant::now() >= s.deadline {
+            s.interrupted = Some(FailureCause::Timeout);
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+    store
+}
+
+pub(super) struct Worker {
+    id: usize,
+    runtime: Arc<Runtime>,
+    store: Store<EngineState>,
+    linker: Linker<EngineState>,
+    instances: HashMap<String, Instance>,
+    pres: HashMap<String, InstancePre<EngineState>>,
+    libraries: Vec<Arc<LoadedComponent>>,
+    dead_instances: usize,
+    info: Arc<EngineInfo>,
+}
+
+impl Worker {
+    pub(super) fn new(id: usize, runtime: Arc<Runtime>, info: Arc<EngineInfo>, namespace: Namespace) -> crate::Result<Self> {
+        let linker = base_linker(&runtime.engine)?;
+        let store = new_store(&runtime, EngineState::new(id, &runtime, namespace));
+        Ok(Worker {
+            id,
+            runtime,
+            store,
+            linker,
+            instances: HashMap::new(),
+            pres: HashMap::new(),
+            libraries: Vec::new(),
+            dead_instances: 0,
+            info,
+        })
+    }
+
+    /// The engine thread's loop: one job at a time until the channel closes.
+    pub(super) fn run(mut self, jobs: crossbeam_channel::Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            self.info.busy.store(true, Ordering::Relaxed);
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(job)));
+            self.info.queued.fetch_sub(1, Ordering::Relaxed);
+            self.info.completed.fetch_add(1, Ordering::Relaxed);
+            self.info.busy.store(false, Ordering::Relaxed);
+            if outcome.is_err() {
+                // The job's reply channel was dropped while unwinding, which
+                // tells its task that this engine failed. Start afresh.
+                tracing::error!(engine = self.id, "engine thread panicked; restarting the engine");
+                self.info.restarts.fetch_add(1, Ordering::Relaxed);
+                self.rebuild_store();
+            }
+        }
+        tracing::debug!(engine = self.id, "engine stopped");
+    }
+
+    fn handle(&mut self, job: Job) {
+        match job {
+            Job::Call { batch, reply } => {
+                let results = self.run_batch(&batch.component, batch.function, batch.calls, batch.encoding, batch.timeout, &batch.control);
+                let output = self.store.data_mut().take_output();
+                let _ = reply.send(BatchOutcome { engine: self.id, batch: 0, results, output });
+            }
+            Job::Balanced(work) => {
+                while let Some((index, calls)) = work.take() {
+                    let results = self.run_batch(&work.component, work.function, calls, work.encoding, work.timeout, &work.control);
+                    let output = self.store.data_mut().take_output();
+                    if work.sink.send(BatchOutcome { engine: self.id, batch: index, results, output }).is_err() {
+                        break;
+                    }
+                }
+            }
+            Job::Push { values, reply } => {
+                let ns = &mut self.store.data_mut().namespace;
+                for (name, value) in values {
+                    ns.set(name, value);
+                }
+                let _ = reply.send(());
+            }
+            Job::Pull { names, reply } => {
+                let ns = &self.store.data().namespace;
+                let values = names
+                    .iter()
+                    .map(|n| ns.get(n).cloned().ok_or_else(|| n.clone()))
+                    .collect::<Result<Vec<_>, _>>();
+                let _ = reply.send(values);
+            }
+            Job::Install { component, reply } => {
+                let _ = reply.send(self.install(component));
+            }
+            Job::Forget { digest } => {
+                self.instances.remove(&digest);
+                self.pres.remove(&digest);
+            }
+            Job::Panic => panic!("fault injection: engine {} was told to panic", self.id),
+        }
+    }
+
+    fn run_batch(
+        &mut self,
+        component: &Arc<LoadedComponent>,
+        function: usize,
+        calls: Vec<Vec<Arg>>,
+        encoding: Encoding,
+        timeout: Duration,
+        control: &Arc<TaskControl>,
+    ) -> Result<Vec<Json>, EngineFailure> {
+        let Some(f) = component.functions.get(function) else {
+            return Err(self.failure(&component.name, "?", FailureCause::Argument, "no such function".into(), String::new()));
+        };
+        let result_ty = f.results.first().cloned();
+        let mut out = Vec::with_capacity(calls.len());
+        let mut results = vec![Val::Bool(false); f.results.len()];
+        for args in calls {
+            if control.is_cancelled() {
+                return Err(self.failure(&component.name, &f.name, FailureCause::Cancelled, "cancelled".into(), String::new()));
+            }
+            let vals = self.resolve_args(component, f, args)?;
+            self.call_one(component, f, &vals, &mut results, timeout, control)?;
+            out.push(match (&result_ty, results.first()) {
+                (Some(t), Some(v)) => val_to_json(t, v, encoding),
+                _ => Json::Null,
+            });
+            control.done.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(out)
+    }
+
+    fn resolve_args(&mut self, component: &LoadedComponent, f: &ExportedFunction, args: Vec<Arg>) -> Result<Vec<Val>, EngineFailure> {
+        let mut vals = Vec::with_capacity(args.len());
+        for (arg, (pname, ty)) in args.into_iter().zip(&f.params) {
+            match arg {
+                Arg::Val(v) => vals.push(v),
+                Arg::Ref(name) => {
+                    let converted = match self.store.data().namespace.get(&name) {
+                        None => Err(format!("argument `{pname}`: global `{name}` is not set on engine {}", self.id)),
+                        Some(value) => ns_to_val(value, ty, pname).map_err(|e| format!("{e} (from global `{name}`)")),
+                    };
+                    match converted {
+                        Ok(v) => vals.push(v),
+                        Err(msg) => return Err(self.failure(&component.name, &f.name, FailureCause::Argument, msg, String::new())),
+                    }
+                }
+            }
+        }
+        Ok(vals)
+    }
+
+    fn call_one(
+        &mut self,
+        component: &LoadedComponent,
+        f: &ExportedFunction,
+        args: &[Val],
+        results: &mut [Val],
+        timeout: Duration,
+        control: &Arc<TaskControl>,
+    ) -> Result<(), EngineFailure> {
+        let instance = self.instance_for(component, &f.name)?;
+        let Some(func) = instance.get_func(&mut self.store, &f.index) else {
+            return Err(self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new()));
+        };
+        {
+            let s = self.store.data_mut();
+            s.control = Some(control.clone());
+            s.deadline = Instant::now() + timeout;
+            s.interrupted = None;
+        }
+        self.store.set_epoch_deadline(1);
+        if let Some(fuel) = self.runtime.limits.fuel {
+            let _ = self.store.set_fuel(fuel);
+        }
+        let outcome = func.call(&mut self.store, args, results);
+        self.store.data_mut().control = None;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.after_trap(component, f, e, timeout)),
+        }
+    }
+
+    fn instance_for(&mut self, component: &LoadedComponent, function: &str) -> Result<Instance, EngineFailure> {
+        if let Some(i) = self.instances.get(&component.digest) {
+            return Ok(*i);
+        }
+        if !self.pres.contains_key(&component.digest) {
+            let pre = self.linker.instantiate_pre(&component.component).map_err(|e| {
+                self.failure(&component.name, function, FailureCause::Dependency, format!("cannot link `{}` on engine {}: {e:#}", component.name, self.id), String::new())
+            })?;
+            self.pres.insert(component.digest.clone(), pre);
+        }
+        let Some(pre) = self.pres.get(&component.digest) else {
+            return Err(self.failure(&component.name, function, FailureCause::Engine, "instance template vanished".into(), String::new()));
+        };
+        self.store.data_mut().deadline = Instant::now() + self.runtime.limits.call_timeout;
+        self.store.set_epoch_deadline(1);
+        match pre.instantiate(&mut self.store) {
+            Ok(i) => {
+                self.instances.insert(component.digest.clone(), i);
+                Ok(i)
+            }
+            Err(e) => {
+                let refused = std::mem::take(&mut self.store.data_mut().limiter.memory_refused);
+                let msg = if refused {
+                    format!("cannot instantiate `{}`: the engine's memory cap of {} MiB is reached", component.name, self.runtime.limits.memory_per_engine >> 20)
+                } else {
+                    format!("cannot instantiate `{}`: {e:#}", component.name)
+                };
+                if refused {
+                    self.rebuild_store();
+                }
+                Err(self.failure(&component.name, function, FailureCause::Trap, msg, String::new()))
+            }
+        }
+    }
+
+    /// Turn a failed call into an `EngineFailure`, drop the poisoned
+    /// instance, and rebuild the store if dead instances hold too much.
+    fn after_trap(&mut self, component: &LoadedComponent, f: &ExportedFunction, e: wasmtime::Error, timeout: Duration) -> EngineFailure {
+        self.instances.remove(&component.digest);
+        self.dead_instances += 1;
+        let state = self.store.data_mut();
+        let interrupted = state.interrupted.take();
+        let memory_refused = std::mem::take(&mut state.limiter.memory_refused);
+        let stderr = state.stderr.peek();
+        let trace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string()).unwrap_or_default();
+        let trap = e.downcast_ref::<Trap>().copied();
+        let (cause, message) = match (interrupted, trap) {
+            (Some(FailureCause::Cancelled), _) => (FailureCause::Cancelled, "cancelled while running".to_string()),
+            (Some(FailureCause::Timeout), _) => (FailureCause::Timeout, format!("deadline of {:.3} s exceeded: the call was interrupted", timeout.as_secs_f64())),
+            (_, _) if memory_refused => (
+                FailureCause::Trap,
+                format!("memory cap of {} MiB per engine exceeded: an allocation was refused and the task trapped", self.runtime.limits.memory_per_engine >> 20),
+            ),
+            (_, Some(Trap::StackOverflow)) => (
+                FailureCause::Trap,
+                format!("wasm stack overflow (the stack is limited to {} KiB)", self.runtime.limits.max_wasm_stack >> 10),
+            ),
+            (_, Some(Trap::OutOfFuel)) => (FailureCause::Timeout, "fuel exhausted: the call ran out of its instruction budget".to_string()),
+            _ => {
+                let base = match trap {
+                    Some(t) => format!("wasm trap: {t}"),
+                    None => format!("{e:#}").lines().next().unwrap_or("trap").to_string(),
+                };
+                match panic_message(&stderr) {
+                    Some(p) => (FailureCause::Trap, format!("{p} ({base})")),
+                    None => (FailureCause::Trap, base),
+                }
+            }
+        };
+        if memory_refused || self.dead_instances >= DEAD_INSTANCES_BEFORE_REBUILD {
+            self.rebuild_store();
+        }
+        self.failure(&component.name, &f.name, cause, message, trace)
+    }
+
+    fn failure(&self, component: &str, function: &str, cause: FailureCause, message: String, trace: String) -> EngineFailure {
+        EngineFailure { engine: self.id, function: format!("{component}/{function}"), message, trace, cause }
+    }
+
+    /// A fresh store with the same namespace; libraries are re-instantiated.
+    fn rebuild_store(&mut self) {
+        let namespace = std::mem::take(&mut self.store.data_mut().namespace);
+        self.store = new_store(&self.runtime, EngineState::new(self.id, &self.runtime, namespace));
+        self.instances.clear();
+        self.pres.clear();
+        self.dead_instances = 0;
+        match base_linker(&self.runtime.engine) {
+            Ok(l) => self.linker = l,
+            Err(e) => tracing::error!(engine = self.id, "cannot rebuild the linker: {e}"),
+        }
+        let libraries = std::mem::take(&mut self.libraries);
+        if !libraries.is_empty() {
+            tracing::warn!(engine = self.id, count = libraries.len(), "store rebuilt: libraries re-instantiated, their state is reset");
+        }
+        for lib in libraries {
+            if let Err(e) = self.install(lib.clone()) {
+                tracing::error!(engine = self.id, library = lib.name, "cannot re-install library: {e}");
+            }
+        }
+        tracing::info!(engine = self.id, "store rebuilt; namespace kept");
+    }
+
+    /// Instantiate a library and define each function of each interface it
+    /// exports in this engine's linker, so later tasks link against it.
+    fn install(&mut self, component: Arc<LoadedComponent>) -> Result<Vec<String>, String> {
+        if component.interfaces.is_empty() {
+            return Err(format!("`{}` exports no interface, so it is not a library", component.name));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component.component)
+            .map_err(|e| format!("cannot link library `{}` on engine {}: {e:#}", component.name, self.id))?;
+        self.store.data_mut().deadline = Instant::now() + self.runtime.limits.call_timeout;
+        self.store.set_epoch_deadline(1);
+        let instance = pre
+            .instantiate(&mut self.store)
+            .map_err(|e| format!("cannot instantiate library `{}` on engine {}: {e:#}", component.name, self.id))?;
+        for iface in &component.interfaces {
+            let mut linker_iface = self.linker.instance(iface).map_err(|e| format!("{e:#}"))?;
+            for f in component.functions.iter().filter(|f| f.name.starts_with(&format!("{iface}#"))) {
+                let fname = f.name[iface.len() + 1..].to_string();
+                let func = instance
+                    .get_func(&mut self.store, &f.index)
+                    .ok_or_else(|| format!("library `{}` lost its export {fname}", component.name))?;
+                linker_iface
+                    .func_new(&fname, move |mut store, _ty, params, results| func.call(&mut store, params, results))
+                    .map_err(|e| format!("{e:#}"))?;
+            }
+        }
+        // Templates made before this install link the old definitions.
+        self.pres.clear();
+        self.instances.retain(|_, _| true);
+        self.libraries.retain(|l| !l.interfaces.iter().any(|i| component.interfaces.contains(i)));
+        self.libraries.push(component.clone());
+        let mut names: Vec<String> = self.libraries.iter().map(|l| l.name.clone()).collect();
+        names.dedup();
+        *self.info.libraries.lock() = names.clone();
+        *self.info.interfaces.lock() = self.libraries.iter().flat_map(|l| l.interfaces.clone()).collect();
+        Ok(component.interfaces.clone())
+    }
+}
+
+/// The message of a Rust guest's panic, from what it printed to stderr.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.rfind("panicked at ")?;
+    let rest = &stderr[start + "panicked at ".len()..];
+    let (location, body) = rest.split_once('\n')?;
+    let body: Vec<&str> = body.lines().take_while(|l| !l.starts_with("note:")).collect();
+    Some(format!("{} (panicked at {})", body.join("\n").trim(), location.trim_end_matches(':')))
+}
+
+/// A namespace value as an argument of WIT type `ty`.
+fn ns_to_val(value: &NsValue, ty: &Type, param: &str) -> Result<Val, String> {
+    if let Type::List(l) = ty {
+        match (value, l.ty()) {
+            (NsValue::FloatList(v), Type::Float64) => return Ok(Val::List(v.iter().map(|&x| Val::Float64(x)).collect())),
+            (NsValue::FloatArray { data, .. }, Type::Float64) => {
+                return Ok(Val::List(data.iter().map(|&x| Val::Float64(x)).collect()))
+            }
+            (NsValue::IntList(v), Type::S64) => return Ok(Val::List(v.iter().map(|&x| Val::S64(x)).collect())),
+            (NsValue::IntList(v), Type::Float64) => return Ok(Val::List(v.iter().map(|&x| Val::Float64(x as f64)).collect())),
+            _ => {}
+        }
+    }
+    json_to_val(ty, &value.to_json(Encoding::Json), param).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn finds_the_guest_panic_message() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("boom (panicked at src/lib.rs:10:5)"));
+        assert_eq!(panic_message("nothing here"), None);
+    }
+}
