@@ -22,5 +22,5 @@ pub use error::{Error, Result};
 /// Paths of the example components built by `build.rs` (from `examples/`),
 /// and the Mandelbrot component's bytes, embedded for `wasmpar demo`.
 pub mod examples {
-    // include!(concat!(env!("OUT_DIR"), "/components.rs"));
+    include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }

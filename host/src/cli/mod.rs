@@ -1,1 +1,504 @@
-//! TODO
+//! The `wasmpar` command: a thin layer that parses, calls the API (or the
+//! library, for `start` and `demo`) and prints. The core decides.
+
+mod args;
+mod cluster;
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Map, Value as Json};
+
+use crate::client::{urlencode, Client, ClientError};
+use output::{short, Printer};
+
+#[derive(Parser, Debug)]
+#[command(name = "wasmpar", version, about = "IPython Parallel's model on WebAssembly components: start a cluster, upload components, map and apply over engines")]
+pub struct Cli {
+    /// The cluster's connection file (default: $WASMPAR_CONNECTION_FILE, else ~/.wasmpar/cluster.json).
+    #[arg(long, global = true, env = "WASMPAR_CONNECTION_FILE")]
+    pub connection_file: Option<PathBuf>,
+    /// The server's URL (overrides the connection file).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The API token (overrides the connection file).
+    #[arg(long, global = true, env = "WASMPAR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a controller and N engines in this process (`ipcluster start -n N`).
+    Start(cluster::StartArgs),
+    /// Stop the cluster of the connection file.
+    Stop,
+    /// List engines with their state, queue and completed counts.
+    Engines,
+    /// Upload a component (the uploader): shows its exports and imports.
+    Upload {
+        file: PathBuf,
+        /// Name to call it by (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List uploaded components.
+    Components,
+    /// Install a library component on engines (`sync_imports`).
+    Install {
+        component: String,
+        #[arg(long, default_value = "all")]
+        targets: String,
+    },
+    /// Call COMPONENT/FUNCTION once on every target engine.
+    Apply(CallArgs),
+    /// Call COMPONENT/FUNCTION once per element of the sequences.
+    Map(CallArgs),
+    /// Give each target engine its chunk of the sequences (`@parallel`).
+    Parallel(CallArgs),
+    /// Run a call on targets and print per engine, as `%px` does.
+    Px(CallArgs),
+    /// Push globals to engines: `push a=3 b=2`.
+    Push {
+        #[arg(required = true)]
+        assignments: Vec<String>,
+        #[arg(long, default_value = "all")]
+        targets: String,
+    },
+    /// Pull globals from engines: `pull a b`.
+    Pull {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long, default_value = "all")]
+        targets: String,
+    },
+    /// Partition VALUES into NAME on each engine.
+    Scatter {
+        name: String,
+        values: String,
+        #[arg(long, default_value = "all")]
+        targets: String,
+    },
+    /// Concatenate NAME from the engines, in engine order.
+    Gather {
+        name: String,
+        #[arg(long, default_value = "all")]
+        targets: String,
+    },
+    /// Show a task (`%pxresult`; without an id, the last --noblock task).
+    Result {
+        id: Option<String>,
+        /// Seconds to wait for it to finish.
+        #[arg(long)]
+        wait: Option<f64>,
+    },
+    /// Cancel a task.
+    Cancel { id: String },
+    /// The main job: Mandelbrot on an embedded cluster, serial vs parallel, PNG written.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// COMPONENT/FUNCTION, e.g. seed/add3.
+    pub call: String,
+    /// Arguments (apply, px) or sequences (map, parallel): JSON, @file.json, range(10), arange(0,1,0.1), or a bare word.
+    #[arg(allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Engines: all, ::2, 2, 1,3, balanced.
+    #[arg(long, short = 't', default_value = "all")]
+    pub targets: String,
+    /// A named argument (apply) or a constant for every call (map, parallel): name=value.
+    #[arg(long = "kw", value_name = "NAME=VALUE")]
+    pub kwargs: Vec<String>,
+    /// A sequence (map, parallel), in addition to positional ones.
+    #[arg(long = "seq", value_name = "VALUES")]
+    pub seqs: Vec<String>,
+    /// Balanced map: items per batch.
+    #[arg(long)]
+    pub chunksize: Option<usize>,
+    /// Balanced map: results in completion order.
+    #[arg(long)]
+    pub unordered: bool,
+    /// Return at once with the task id.
+    #[arg(long)]
+    pub noblock: bool,
+    /// Per-call deadline in seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Ask for list-of-number results as base64 array forms.
+    #[arg(long)]
+    pub array: bool,
+    /// Write images the calls showed into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub save_images: Option<PathBuf>,
+}
+
+/// Run the CLI; the exit status is non-zero on any error, remote or local.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.json);
+    match run(cli, &printer) {
+        Ok(code) => code,
+        Err(e) => {
+            if printer.json {
+                let kind = match e.downcast_ref::<ClientError>() {
+                    Some(ClientError::Api { kind, .. }) => kind.clone(),
+                    _ => "Error".into(),
+                };
+                printer.print_json(&json!({"error": {"kind": kind, "message": format!("{e:#}")}}));
+            } else {
+                eprintln!("{} {e:#}", printer.red("error:"));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn connection_path(cli: &Cli) -> PathBuf {
+    cli.connection_file.clone().unwrap_or_else(crate::api::connection::default_path)
+}
+
+fn client(cli: &Cli) -> Result<Client> {
+    if let (Some(url), Some(token)) = (&cli.url, &cli.token) {
+        return Ok(Client::new(url, token));
+    }
+    let path = connection_path(cli);
+    let mut info = crate::api::connection::read(&path)
+        .map_err(|source| ClientError::NoConnection { path: path.clone(), source })?;
+    if let Some(url) = &cli.url {
+        info.url = url.clone();
+    }
+    if let Some(token) = &cli.token {
+        info.token = token.clone();
+    }
+    Ok(Client::from_info(&info))
+}
+
+fn last_task_file(cli: &Cli) -> PathBuf {
+    connection_path(cli).with_extension("last-task")
+}
+
+fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Start(a) => cluster::start(&cli, a, p),
+        Command::Demo(a) => demo::run(a, p),
+        Command::Stop => cluster::stop(&cli, p),
+        Command::Engines => {
+            let v = client(&cli)?.get("/v1/engines")?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                println!("{:>6}  {:<6} {:>7} {:>10} {:>9}  libraries", "engine", "state", "queued", "completed", "restarts");
+                for e in v["engines"].as_array().into_iter().flatten() {
+                    let libs: Vec<String> = e["libraries"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
+                    println!(
+                        "{:>6}  {:<6} {:>7} {:>10} {:>9}  {}",
+                        e["id"], e["state"].as_str().unwrap_or("?"), e["queued"], e["completed"], e["restarts"], libs.join(", ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Upload { file, name } => upload(&cli, file, name.as_deref(), p),
+        Command::Components => {
+            let v = client(&cli)?.get("/v1/components")?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                for c in v["components"].as_array().into_iter().flatten() {
+                    print_component(c, p);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install { component, targets } => {
+            let v = client(&cli)?.post("/v1/install", &json!({"component": component, "targets": args::parse_targets(targets)}))?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                println!("installed {component} on engines {} ({})", list_ids(&v["engines"]), join_str(&v["interfaces"]));
+                for r in v["replaced"].as_array().into_iter().flatten() {
+                    println!("  replaced {}", r.as_str().unwrap_or(""));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply(a) => call(&cli, "apply", a, p, false),
+        Command::Map(a) => call(&cli, "map", a, p, false),
+        Command::Parallel(a) => call(&cli, "parallel", a, p, false),
+        Command::Px(a) => call(&cli, "apply", a, p, true),
+        Command::Push { assignments, targets } => {
+            let mut values = Map::new();
+            for a in assignments {
+                let (k, v) = args::parse_assignment(a)?;
+                values.insert(k, v);
+            }
+            let v = client(&cli)?.put("/v1/namespace", &json!({"targets": args::parse_targets(targets), "values": values}))?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                println!("pushed {} to engines {}", values.keys().cloned().collect::<Vec<_>>().join(", "), list_ids(&v["engines"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pull { names, targets } => {
+            let path = format!("/v1/namespace?targets={}&names={}", urlencode(targets), urlencode(&names.join(",")));
+            let v = client(&cli)?.get(&path)?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                let engines = v["engines"].as_array().cloned().unwrap_or_default();
+                for (e, vals) in engines.iter().zip(v["values"].as_array().into_iter().flatten()) {
+                    let shown: Vec<String> = names.iter().map(|n| short(&vals[n])).collect();
+                    let body = if names.len() == 1 { shown[0].clone() } else { format!("[{}]", shown.join(", ")) };
+                    println!("{} {body}", p.dim(&format!("[{e}]")));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scatter { name, values, targets } => {
+            let v = client(&cli)?.post(
+                "/v1/scatter",
+                &json!({"name": name, "values": args::parse_value(values)?, "targets": args::parse_targets(targets)}),
+            )?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                println!("scattered {name} over engines {}", list_ids(&v["engines"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gather { name, targets } => {
+            let v = client(&cli)?.get(&format!("/v1/gather?name={}&targets={}", urlencode(name), urlencode(targets)))?;
+            if p.json {
+                p.print_json(&v);
+            } else {
+                println!("{}", v["values"]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Result { id, wait } => {
+            let id = match id {
+                Some(id) => id.clone(),
+                None => std::fs::read_to_string(last_task_file(&cli))
+                    .map(|s| s.trim().to_string())
+                    .context("no task id given and no --noblock task remembered")?,
+            };
+            let task = client(&cli)?.task(&id, *wait)?;
+            Ok(show_task(&task, p, true, None, None))
+        }
+        Command::Cancel { id } => {
+            let v = client(&cli)?.delete(&format!("/v1/tasks/{}", urlencode(id)))?.unwrap_or(Json::Null);
+            if p.json {
+                p.print_json(&v);
+            } else {
+                println!("task {id}: {}", v["status"].as_str().unwrap_or("?"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn join_str(v: &Json) -> String {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn list_ids(v: &Json) -> String {
+    v.as_array().into_iter().flatten().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn print_component(c: &Json, p: &Printer) {
+    println!("{} {}", p.bold(c["name"].as_str().unwrap_or("?")), p.dim(&format!("sha256:{} ({} bytes)", &c["digest"].as_str().unwrap_or("")[..12.min(c["digest"].as_str().unwrap_or("").len())], c["size"])));
+    for f in c["exports"].as_array().into_iter().flatten() {
+        println!("  export {}: {}", f["name"].as_str().unwrap_or("?"), f["signature"].as_str().unwrap_or(""));
+    }
+    for i in c["interfaces"].as_array().into_iter().flatten() {
+        println!("  export interface {}", i.as_str().unwrap_or("?"));
+    }
+    for i in c["import_sources"].as_array().into_iter().flatten() {
+        let src = i["source"].as_str().unwrap_or("?");
+        let lib = i["library"].as_str().map(|l| format!(" ({l})")).unwrap_or_default();
+        let line = format!("  import {} ← {src}{lib}", i["name"].as_str().unwrap_or("?"));
+        println!("{}", if src == "unresolved" { p.red(&line) } else { line });
+    }
+}
+
+fn upload(cli: &Cli, file: &std::path::Path, name: Option<&str>, p: &Printer) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => file.file_stem().and_then(|s| s.to_str()).map(|s| s.replace('_', "-")).context("give --name")?,
+    };
+    let total = bytes.len() as u64;
+    let bar = if p.json || total < (1 << 20) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(format!("uploading {name}"));
+        b
+    };
+    let b2 = bar.clone();
+    let v = client(cli)?.upload(&name, bytes, move |sent| b2.set_position(sent))?;
+    bar.finish_and_clear();
+    if p.json {
+        p.print_json(&v);
+    } else {
+        print_component(&v, p);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<ExitCode> {
+    let (component, function) = args::parse_call(&a.call)?;
+    let mut kwargs = Map::new();
+    for kw in &a.kwargs {
+        let (k, v) = args::parse_assignment(kw)?;
+        kwargs.insert(k, v);
+    }
+    let values: Vec<Json> = a.args.iter().chain(&a.seqs).map(|s| args::parse_value(s)).collect::<Result<_>>()?;
+    let mut task = json!({
+        "op": op, "component": component, "function": function,
+        "targets": args::parse_targets(&a.targets), "kwargs": kwargs,
+        "ordered": !a.unordered,
+        "result_encoding": if a.array { "array" } else { "json" },
+    });
+    if op == "apply" {
+        task["args"] = Json::Array(values);
+    } else {
+        if values.is_empty() {
+            bail!("{op} needs at least one sequence (e.g. range(10) or [1,2,3])");
+        }
+        task["sequences"] = Json::Array(values);
+    }
+    if let Some(c) = a.chunksize {
+        task["chunksize"] = json!(c);
+    }
+    if let Some(t) = a.timeout {
+        task["timeout_s"] = json!(t);
+    }
+    let client = client(cli)?;
+    task["block"] = json!(false);
+    let submitted = client.submit(&task)?;
+    let id = submitted["id"].as_str().context("the server gave no task id")?.to_string();
+    if a.noblock {
+        let _ = std::fs::write(last_task_file(cli), &id);
+        if p.json {
+            p.print_json(&submitted);
+        } else {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let finished = wait_with_progress(&client, &id, &submitted, p)?;
+    // %px numbers outputs Out[engine:count]; the engine's completed jobs serve as the count.
+    let counts = if px { client.get("/v1/engines").ok() } else { None };
+    Ok(show_task(&finished, p, px, a.save_images.as_deref(), counts.as_ref()))
+}
+
+/// Poll the task (long-poll, no busy loop) with a progress bar on long maps.
+fn wait_with_progress(client: &Client, id: &str, first: &Json, p: &Printer) -> Result<Json> {
+    let total = first["progress"]["total"].as_u64().unwrap_or(0);
+    let bar = if p.json || total < 2 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        // Only worth drawing if the task takes a while.
+        b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        b
+    };
+    let started = std::time::Instant::now();
+    let mut task = first.clone();
+    loop {
+        let status = task["status"].as_str().unwrap_or("");
+        if matches!(status, "done" | "failed" | "cancelled") {
+            break;
+        }
+        if started.elapsed() > Duration::from_millis(500) && !bar.is_hidden() {
+            // already visible
+        } else if started.elapsed() > Duration::from_millis(500) && !p.json && total >= 2 {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        task = client.task(id, Some(0.25))?;
+        bar.set_position(task["progress"]["done"].as_u64().unwrap_or(0));
+    }
+    bar.finish_and_clear();
+    Ok(task)
+}
+
+fn show_task(task: &Json, p: &Printer, px: bool, save_images: Option<&std::path::Path>, engines_now: Option<&Json>) -> ExitCode {
+    let status = task["status"].as_str().unwrap_or("?");
+    if let Some(dir) = save_images {
+        save_task_images(task, dir);
+    }
+    if p.json {
+        p.print_json(task);
+        return if status == "done" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    p.outputs(task);
+    match status {
+        "done" => {
+            let result = &task["result"];
+            if px || task["op"] == "apply" {
+                let engines = task["engines"].as_array().cloned().unwrap_or_default();
+                match (result.as_array(), engines.len()) {
+                    (Some(items), n) if n > 1 || px => {
+                        for (e, v) in engines.iter().zip(items) {
+                            let count = engines_now
+                                .and_then(|all| all["engines"].as_array())
+                                .and_then(|all| all.iter().find(|x| x["id"] == *e))
+                                .map(|x| format!(":{}", x["completed"]))
+                                .unwrap_or_default();
+                            println!("{} {}", p.green(&format!("Out[{e}{count}]:")), short(v));
+                        }
+                    }
+                    _ => println!("{}", short(result)),
+                }
+            } else {
+                println!("{}", short(result));
+            }
+            ExitCode::SUCCESS
+        }
+        "pending" | "running" => {
+            println!("task {} is {status}: {}/{} done", task["id"].as_str().unwrap_or(""), task["progress"]["done"], task["progress"]["total"]);
+            ExitCode::SUCCESS
+        }
+        _ => {
+            p.error(task);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn save_task_images(task: &Json, dir: &std::path::Path) {
+    use base64::Engine as _;
+    let _ = std::fs::create_dir_all(dir);
+    for o in task["outputs"].as_array().into_iter().flatten() {
+        for (i, img) in o["images"].as_array().into_iter().flatten().enumerate() {
+            if let Some(bytes) = img.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok()) {
+                let path = dir.join(format!("engine{}-{i}.png", o["engine"]));
+                match std::fs::write(&path, bytes) {
+                    Ok(()) => eprintln!("wrote {}", path.display()),
+                    Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,145 @@
-//! TODO
+//! A blocking client of the HTTP API, used by the CLI (and handy in tests).
+//! It finds the cluster the way every command does: an explicit URL and
+//! token, else a connection file (flag, `WASMPAR_CONNECTION_FILE`, or
+//! `~/.wasmpar/cluster.json`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use crate::api::connection::{self, ConnectionInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no cluster found: cannot read the connection file {path}: {source}. Start one with `wasmpar start`, or pass --connection-file / --url and --token")]
+    NoConnection { path: PathBuf, source: std::io::Error },
+    #[error("cannot reach the cluster at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    /// The server answered with an error body.
+    #[error("{kind}: {message}")]
+    Api { status: u16, kind: String, message: String },
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+pub struct Client {
+    pub url: String,
+    token: String,
+    http: Http,
+}
+
+impl Client {
+    pub fn new(url: &str, token: &str) -> Client {
+        let http = Http::builder()
+            .timeout(None::<Duration>)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| Http::new());
+        Client { url: url.trim_end_matches('/').to_string(), token: token.to_string(), http }
+    }
+
+    pub fn from_connection_file(path: &Path) -> Result<Client> {
+        let info = connection::read(path).map_err(|source| ClientError::NoConnection { path: path.to_path_buf(), source })?;
+        Ok(Client::from_info(&info))
+    }
+
+    pub fn from_info(info: &ConnectionInfo) -> Client {
+        Client::new(&info.url, &info.token)
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{}", self.url, path)).bearer_auth(&self.token)
+    }
+
+    fn send(&self, rb: RequestBuilder) -> Result<Response> {
+        let resp = rb.send().map_err(|source| ClientError::Unreachable { url: self.url.clone(), source })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body: Json = resp.json().unwrap_or(Json::Null);
+        let kind = body["error"]["kind"].as_str().unwrap_or("HttpError").to_string();
+        let message = body["error"]["message"].as_str().map(String::from).unwrap_or_else(|| format!("HTTP {status}"));
+        Err(ClientError::Api { status, kind, message })
+    }
+
+    fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+        self.send(rb)?.json().map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub fn get(&self, path: &str) -> Result<Json> {
+        self.json(self.req(reqwest::Method::GET, path))
+    }
+
+    pub fn post(&self, path: &str, body: &Json) -> Result<Json> {
+        self.json(self.req(reqwest::Method::POST, path).json(body))
+    }
+
+    pub fn put(&self, path: &str, body: &Json) -> Result<Json> {
+        self.json(self.req(reqwest::Method::PUT, path).json(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Option<Json>> {
+        let resp = self.send(self.req(reqwest::Method::DELETE, path))?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        resp.json().map(Some).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub fn health(&self) -> Result<Json> {
+        self.json(self.http.get(format!("{}/v1/health", self.url)))
+    }
+
+    /// Upload a component's bytes; `progress` is told how many bytes went out.
+    pub fn upload(&self, name: &str, bytes: Vec<u8>, progress: impl Fn(u64) + Send + 'static) -> Result<Json> {
+        let total = bytes.len() as u64;
+        let reader = ProgressReader { inner: std::io::Cursor::new(bytes), sent: 0, progress: Box::new(progress) };
+        let body = reqwest::blocking::Body::sized(reader, total);
+        let path = format!("/v1/components?name={}", urlencode(name));
+        self.json(self.req(reqwest::Method::POST, &path).header("content-type", "application/wasm").body(body))
+    }
+
+    pub fn submit(&self, task: &Json) -> Result<Json> {
+        self.post("/v1/tasks", task)
+    }
+
+    pub fn task(&self, id: &str, wait: Option<f64>) -> Result<Json> {
+        let path = match wait {
+            Some(w) => format!("/v1/tasks/{}?wait={w}", urlencode(id)),
+            None => format!("/v1/tasks/{}", urlencode(id)),
+        };
+        self.get(&path)
+    }
+}
+
+struct ProgressReader {
+    inner: std::io::Cursor<Vec<u8>>,
+    sent: u64,
+    progress: Box<dyn Fn(u64) + Send>,
+}
+
+impl std::io::Read for ProgressReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sent += n as u64;
+        (self.progress)(self.sent);
+        Ok(n)
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! Request bodies read with our own errors: JSON parse failures, unknown
+//! fields and oversized bodies answer as JSON errors (400, 413) like the rest.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use std::sync::Arc;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::Error;
+
+/// Reads the body, mapping a too-large body to 413.
+pub async fn read_bytes<S: Send + Sync>(req: Request, state: &S, limit_hint: usize) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(Error::TooLarge(format!("the request body exceeds the limit of {limit_hint} bytes")))
+        } else {
+            ApiError(Error::BadRequest(format!("cannot read the request body: {rej}")))
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError(Error::BadRequest("the request body is empty; a JSON object is expected".into())));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))
+}
+
+/// `Json<T>` with wasmpar's error answers.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let bytes = read_bytes(req, state, state.controller.runtime.limits.body_max).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}

@@ -1,0 +1,150 @@
+//! The handlers of API.md: small functions over typed extractors; the
+//! scheduler decides, these only translate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::body::JsonBody;
+use super::error::{ApiResult, ErrorBody};
+use super::wire::*;
+use super::AppState;
+use crate::scheduler::{InstallReport, TaskSpec, TaskView};
+use crate::Error;
+
+/// The longest a `?wait=` may hold an answer.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health { status: "ok".into(), engines: s.controller.pool.len(), version: env!("CARGO_PKG_VERSION").into() })
+}
+
+#[utoipa::path(get, path = "/v1/engines", responses((status = 200, body = EngineList)))]
+pub async fn engines(State(s): State<Arc<AppState>>) -> Json<EngineList> {
+    Json(EngineList { engines: s.controller.pool.status() })
+}
+
+#[utoipa::path(post, path = "/v1/components", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = ComponentInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn upload(State(s): State<Arc<AppState>>, Query(q): Query<UploadQuery>, body: Bytes) -> ApiResult<impl IntoResponse> {
+    let limit = s.controller.runtime.limits.upload_max;
+    if body.len() > limit {
+        return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
+    }
+    let controller = s.controller.clone();
+    let name = q.name.clone();
+    let loaded = tokio::task::spawn_blocking(move || controller.runtime.components.add(&name, &body))
+        .await
+        .map_err(|e| Error::Internal(format!("compilation panicked: {e}")))??;
+    // A replaced component's old instances must not serve new calls.
+    for id in s.controller.pool.ids() {
+        let _ = s.controller.pool.send(id, crate::engine::Job::Forget { digest: loaded.digest.clone() });
+    }
+    let info = ComponentInfo::new(&loaded, s.controller.import_sources(&loaded));
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+#[utoipa::path(get, path = "/v1/components", responses((status = 200, body = ComponentList)))]
+pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
+    let c = &s.controller;
+    Json(ComponentList {
+        components: c.runtime.components.list().iter().map(|l| ComponentInfo::new(l, c.import_sources(l))).collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/components/{name}", responses((status = 200, body = ComponentInfo), (status = 404, body = ErrorBody)))]
+pub async fn component(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<ComponentInfo>> {
+    let c = &s.controller;
+    let loaded = c.runtime.components.get(&name)?;
+    Ok(Json(ComponentInfo::new(&loaded, c.import_sources(&loaded))))
+}
+
+#[utoipa::path(delete, path = "/v1/components/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_component(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    s.controller.remove_component(&name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/install", request_body = InstallRequest,
+    responses((status = 200, body = InstallReport), (status = 409, body = ErrorBody)))]
+pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<InstallRequest>) -> ApiResult<Json<InstallReport>> {
+    Ok(Json(s.controller.install(&req.component, &req.targets).await?))
+}
+
+#[utoipa::path(post, path = "/v1/tasks", request_body = TaskSpec,
+    responses((status = 200, body = TaskView, description = "finished (block: true)"),
+              (status = 202, body = TaskView, description = "accepted (block: false)"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
+    let block = spec.block;
+    let task = s.controller.submit(spec)?;
+    if block {
+        task.wait(Duration::MAX).await;
+        Ok((StatusCode::OK, Json(task.view())))
+    } else {
+        Ok((StatusCode::ACCEPTED, Json(task.view())))
+    }
+}
+
+#[utoipa::path(get, path = "/v1/tasks/{id}", params(WaitQuery), responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
+pub async fn task(State(s): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Json<TaskView>> {
+    let task = s.controller.task(&id)?;
+    if let Some(w) = q.wait {
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(Error::BadRequest(format!("wait must be a non-negative number of seconds, got {w}")).into());
+        }
+        task.wait(Duration::from_secs_f64(w).min(MAX_WAIT)).await;
+    }
+    Ok(Json(task.view()))
+}
+
+#[utoipa::path(delete, path = "/v1/tasks/{id}", responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
+pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
+    Ok(Json(s.controller.cancel(&id).await?))
+}
+
+#[utoipa::path(put, path = "/v1/namespace", request_body = PushRequest, responses((status = 200, body = EngineIds)))]
+pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Json<EngineIds>> {
+    Ok(Json(EngineIds { engines: s.controller.push(&req.targets, &req.values).await? }))
+}
+
+#[utoipa::path(get, path = "/v1/namespace", params(PullQuery), responses((status = 200, body = PullAnswer), (status = 404, body = ErrorBody)))]
+pub async fn pull(State(s): State<Arc<AppState>>, Query(q): Query<PullQuery>) -> ApiResult<Json<PullAnswer>> {
+    let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+    let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
+    Ok(Json(PullAnswer { engines, values }))
+}
+
+#[utoipa::path(post, path = "/v1/scatter", request_body = ScatterRequest, responses((status = 200, body = EngineIds)))]
+pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<ScatterRequest>) -> ApiResult<Json<EngineIds>> {
+    Ok(Json(EngineIds { engines: s.controller.scatter(&req.name, &req.values, &req.targets).await? }))
+}
+
+#[utoipa::path(get, path = "/v1/gather", params(GatherQuery), responses((status = 200, body = GatherAnswer), (status = 404, body = ErrorBody)))]
+pub async fn gather(State(s): State<Arc<AppState>>, Query(q): Query<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
+    let values = s.controller.gather(&q.name, &targets_query(&q.targets), q.encoding.unwrap_or_default()).await?;
+    Ok(Json(GatherAnswer { values }))
+}
+
+#[utoipa::path(post, path = "/v1/shutdown", responses((status = 202)))]
+pub async fn shutdown(State(s): State<Arc<AppState>>) -> StatusCode {
+    s.shutdown.notify_one();
+    StatusCode::ACCEPTED
+}
+
+/// Fault injection for tests (only with `--enable-fault-injection`).
+pub async fn inject_panic(State(s): State<Arc<AppState>>, Path(id): Path<usize>) -> ApiResult<StatusCode> {
+    if !s.fault_injection {
+        return Err(Error::not_found("route", "/v1/engines/{id}/panic").into());
+    }
+    s.controller.pool.send(id, crate::engine::Job::Panic)?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,229 @@
+//! `wasmpar start` (foreground or `--daemon`) and `wasmpar stop`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use super::output::Printer;
+use super::{client, connection_path, Cli};
+use crate::api::{Server, ServerConfig};
+use crate::runtime::Limits;
+
+#[derive(Args, Debug, Clone)]
+pub struct StartArgs {
+    /// Number of engines (default: the number of cores).
+    #[arg(short = 'n', long)]
+    pub engines: Option<usize>,
+    /// Port to listen on; 0 picks a free one (the connection file tells which).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to listen on. Anything but loopback exposes the cluster to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: IpAddr,
+    /// Run in the background; return once every engine is ready.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Per-call deadline in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub call_timeout: f64,
+    /// Memory cap per engine, MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mib: usize,
+    /// Wasm stack per call, KiB.
+    #[arg(long, default_value_t = 1024)]
+    pub stack_kib: usize,
+    /// Fuel per call (instructions, roughly); off by default.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Captured stdout/stderr per call and stream, KiB.
+    #[arg(long, default_value_t = 1024)]
+    pub output_kib: usize,
+    /// Largest component upload, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub upload_max_mib: usize,
+    /// Largest request body, MiB.
+    #[arg(long, default_value_t = 512)]
+    pub body_max_mib: usize,
+    /// Jobs queued per engine before new work gets 429.
+    #[arg(long, default_value_t = 100_000)]
+    pub queue_max: usize,
+    /// Where compiled components are cached.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Log file for --daemon (default: beside the connection file).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Expose POST /v1/engines/{id}/panic (for fault-injection tests only).
+    #[arg(long, hide = true)]
+    pub enable_fault_injection: bool,
+}
+
+impl StartArgs {
+    pub fn limits(&self) -> Result<Limits> {
+        if !(self.call_timeout.is_finite() && self.call_timeout > 0.0) {
+            bail!("--call-timeout must be a positive number of seconds");
+        }
+        let mut l = Limits::default();
+        l.call_timeout = Duration::from_secs_f64(self.call_timeout);
+        l.memory_per_engine = self.memory_mib << 20;
+        l.max_wasm_stack = self.stack_kib << 10;
+        l.fuel = self.fuel;
+        l.output_cap = self.output_kib << 10;
+        l.upload_max = self.upload_max_mib << 20;
+        l.body_max = self.body_max_mib << 20;
+        l.queue_max = self.queue_max;
+        if let Some(d) = &self.cache_dir {
+            l.cache_dir = Some(d.clone());
+        }
+        Ok(l)
+    }
+}
+
+pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
+    let connection_file = connection_path(cli);
+    if a.daemon {
+        return start_daemon(cli, a, p, connection_file);
+    }
+    let config = ServerConfig {
+        engines: a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        listen: a.listen,
+        port: a.port,
+        connection_file: connection_file.clone(),
+        limits: a.limits()?,
+        fault_injection: a.enable_fault_injection,
+    };
+    init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let started = Instant::now();
+        let server = Server::start(config).await?;
+        if p.json {
+            p.print_json(&json!({"url": server.info.url, "engines": server.info.engines, "pid": server.info.pid,
+                                  "connection_file": connection_file, "ready_ms": started.elapsed().as_secs_f64() * 1e3}));
+        } else {
+            println!(
+                "wasmpar: {} engines ready at {} in {:.0} ms (connection file {})",
+                server.info.engines,
+                server.info.url,
+                started.elapsed().as_secs_f64() * 1e3,
+                connection_file.display()
+            );
+        }
+        let state = server.state.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                state.shutdown.notify_one();
+            }
+        });
+        #[cfg(unix)]
+        {
+            let state = server.state.clone();
+            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                tokio::spawn(async move {
+                    term.recv().await;
+                    state.shutdown.notify_one();
+                });
+            }
+        }
+        server.wait().await?;
+        if !p.json {
+            println!("wasmpar: stopped");
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMPAR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Re-run `start` in the background and wait until its engines are ready:
+/// the connection file (written only when all engines are up) names the
+/// child's pid and its health answers.
+fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf) -> Result<ExitCode> {
+    let started = Instant::now();
+    let _ = std::fs::remove_file(&connection_file);
+    let log = a.log_file.clone().unwrap_or_else(|| connection_file.with_extension("log"));
+    if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let log_out = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
+    let log_err = log_out.try_clone()?;
+    let args: Vec<String> = std::env::args().skip(1).filter(|x| x != "--daemon").collect();
+    let mut cmd = std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
+    cmd.args(&args)
+        .arg("--connection-file")
+        .arg(&connection_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(log_out)
+        .stderr(log_err);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().context("cannot start the background server")?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("the server exited ({status}) before it was ready:\n{}", tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        if let Ok(info) = crate::api::connection::read(&connection_file) {
+            if info.pid == pid && crate::client::Client::from_info(&info).health().is_ok() {
+                if p.json {
+                    p.print_json(&json!({"url": info.url, "engines": info.engines, "pid": pid, "connection_file": connection_file,
+                                          "log_file": log, "ready_ms": started.elapsed().as_secs_f64() * 1e3}));
+                } else {
+                    println!(
+                        "wasmpar: {} engines ready at {} (pid {pid}, {:.0} ms; log {}; stop with `wasmpar stop`)",
+                        info.engines,
+                        info.url,
+                        started.elapsed().as_secs_f64() * 1e3,
+                        log.display()
+                    );
+                }
+                let _ = cli;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the server was not ready within 120 s; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn stop(cli: &Cli, p: &Printer) -> Result<ExitCode> {
+    let path = connection_path(cli);
+    let info = crate::api::connection::read(&path).ok();
+    let c = client(cli)?;
+    c.post("/v1/shutdown", &json!({}))?;
+    // Wait for the process to go (its connection file goes with it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let alive = info.as_ref().is_some_and(|i| unsafe { libc::kill(i.pid as i32, 0) } == 0);
+        if !alive && !path.exists() {
+            break;
+        }
+        if !alive {
+            let _ = std::fs::remove_file(&path);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if p.json {
+        p.print_json(&json!({"stopped": c.url}));
+    } else {
+        println!("wasmpar: stopped the cluster at {}", c.url);
+    }
+    Ok(ExitCode::SUCCESS)
+}
