@@ -56,7 +56,7 @@ pub enum Command {
     /// Install a library component on engines (`sync_imports`).
     Install {
         component: String,
-        #[arg(long, default_value = "all")]
+        #[arg(long, short = 't', default_value = "all")]
         targets: String,
     },
     /// Call COMPONENT/FUNCTION once on every target engine.
@@ -71,27 +71,27 @@ pub enum Command {
     Push {
         #[arg(required = true)]
         assignments: Vec<String>,
-        #[arg(long, default_value = "all")]
+        #[arg(long, short = 't', default_value = "all")]
         targets: String,
     },
     /// Pull globals from engines: `pull a b`.
     Pull {
         #[arg(required = true)]
         names: Vec<String>,
-        #[arg(long, default_value = "all")]
+        #[arg(long, short = 't', default_value = "all")]
         targets: String,
     },
     /// Partition VALUES into NAME on each engine.
     Scatter {
         name: String,
         values: String,
-        #[arg(long, default_value = "all")]
+        #[arg(long, short = 't', default_value = "all")]
         targets: String,
     },
     /// Concatenate NAME from the engines, in engine order.
     Gather {
         name: String,
-        #[arg(long, default_value = "all")]
+        #[arg(long, short = 't', default_value = "all")]
         targets: String,
     },
     /// Show a task (`%pxresult`; without an id, the last --noblock task).
@@ -112,7 +112,7 @@ pub struct CallArgs {
     /// COMPONENT/FUNCTION, e.g. seed/add3.
     pub call: String,
     /// Arguments (apply, px) or sequences (map, parallel): JSON, @file.json, range(10), arange(0,1,0.1), or a bare word.
-    #[arg(allow_hyphen_values = true)]
+    #[arg(allow_negative_numbers = true)]
     pub args: Vec<String>,
     /// Engines: all, ::2, 2, 1,3, balanced.
     #[arg(long, short = 't', default_value = "all")]
@@ -201,9 +201,15 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
                 println!("{:>6}  {:<6} {:>7} {:>10} {:>9}  libraries", "engine", "state", "queued", "completed", "restarts");
                 for e in v["engines"].as_array().into_iter().flatten() {
                     let libs: Vec<String> = e["libraries"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
+                    let n = |k: &str| e[k].as_u64().unwrap_or(0);
                     println!(
                         "{:>6}  {:<6} {:>7} {:>10} {:>9}  {}",
-                        e["id"], e["state"].as_str().unwrap_or("?"), e["queued"], e["completed"], e["restarts"], libs.join(", ")
+                        n("id"),
+                        e["state"].as_str().unwrap_or("?"),
+                        n("queued"),
+                        n("completed"),
+                        n("restarts"),
+                        libs.join(", ")
                     );
                 }
             }
@@ -460,7 +466,7 @@ fn show_task(task: &Json, p: &Printer, px: bool, save_images: Option<&std::path:
                 let engines = task["engines"].as_array().cloned().unwrap_or_default();
                 match (result.as_array(), engines.len()) {
                     (Some(items), n) if n > 1 || px => {
-                        for (e, v) in engines.iter().zip(items) {
+                        for (e, v) in engines.iter().zip(items).filter(|(_, v)| !v.is_null()) {
                             let count = engines_now
                                 .and_then(|all| all["engines"].as_array())
                                 .and_then(|all| all.iter().find(|x| x["id"] == *e))

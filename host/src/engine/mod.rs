@@ -5,12 +5,11 @@
 //!   talks to it through [`Job`]s on a channel, so calls on different
 //!   engines run truly in parallel and sync WASI never runs on a tokio worker.
 //! - The store's data ([`EngineState`]) owns the namespace: it outlives every
-//!   component instance. A trap drops only the instance that trapped; the next
-//!   call re-instantiates it from its `InstancePre`.
-//! - When trapped instances pile up (their memory stays in the store) or the
-//!   memory cap was hit, the engine rebuilds its store and carries the
-//!   namespace over; installed libraries are re-instantiated (their state is
-//!   reset, which the engine reports in its log).
+//!   component instance. Wasmtime 48 marks the whole store as trapped after
+//!   any trap (no instance in it may be entered again), so after a trap the
+//!   engine moves its namespace into a fresh store and re-instantiates on the
+//!   next call from the cached `InstancePre` (a few µs). Installed libraries
+//!   are re-instantiated too: their own state is reset, which the log says.
 //! - A panic in the engine thread while running a job fails that job with an
 //!   `engine` failure; the engine then starts afresh (new store, namespace
 //!   kept) and counts a restart.

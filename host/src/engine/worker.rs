@@ -23,9 +23,6 @@ use crate::error::{EngineFailure, FailureCause};
 use crate::runtime::{base_linker, ExportedFunction, LoadedComponent, Runtime};
 use crate::value::{json_to_val, val_to_json, Encoding};
 
-/// Traps tolerated before the store is rebuilt to free dead instances' memory.
-const DEAD_INSTANCES_BEFORE_REBUILD: usize = 16;
-
 /// A store's data: everything an engine keeps between calls.
 pub struct EngineState {
     pub id: usize,
@@ -119,27 +116,29 @@ pub(super) struct Worker {
     id: usize,
     runtime: Arc<Runtime>,
     store: Store<EngineState>,
+    /// WASI and the host interfaces: what `linker` is reset to.
+    base_linker: Linker<EngineState>,
+    /// `base_linker` plus the installed libraries' exports.
     linker: Linker<EngineState>,
     instances: HashMap<String, Instance>,
     pres: HashMap<String, InstancePre<EngineState>>,
     libraries: Vec<Arc<LoadedComponent>>,
-    dead_instances: usize,
     info: Arc<EngineInfo>,
 }
 
 impl Worker {
     pub(super) fn new(id: usize, runtime: Arc<Runtime>, info: Arc<EngineInfo>, namespace: Namespace) -> crate::Result<Self> {
-        let linker = base_linker(&runtime.engine)?;
+        let base_linker = base_linker(&runtime.engine)?;
         let store = new_store(&runtime, EngineState::new(id, &runtime, namespace));
         Ok(Worker {
             id,
             runtime,
             store,
-            linker,
+            linker: base_linker.clone(),
+            base_linker,
             instances: HashMap::new(),
             pres: HashMap::new(),
             libraries: Vec::new(),
-            dead_instances: 0,
             info,
         })
     }
@@ -321,11 +320,10 @@ impl Worker {
         }
     }
 
-    /// Turn a failed call into an `EngineFailure`, drop the poisoned
-    /// instance, and rebuild the store if dead instances hold too much.
+    /// Turn a failed call into an `EngineFailure` and start a fresh store:
+    /// wasmtime marks the whole store as trapped, so no instance in it may be
+    /// entered again.
     fn after_trap(&mut self, component: &LoadedComponent, f: &ExportedFunction, e: wasmtime::Error, timeout: Duration) -> EngineFailure {
-        self.instances.remove(&component.digest);
-        self.dead_instances += 1;
         let state = self.store.data_mut();
         let interrupted = state.interrupted.take();
         let memory_refused = std::mem::take(&mut state.limiter.memory_refused);
@@ -346,7 +344,7 @@ impl Worker {
             (_, Some(Trap::OutOfFuel)) => (FailureCause::Timeout, "fuel exhausted: the call ran out of its instruction budget".to_string()),
             _ => {
                 let base = match trap {
-                    Some(t) => format!("wasm trap: {t}"),
+                    Some(t) => t.to_string(),
                     None => format!("{e:#}").lines().next().unwrap_or("trap").to_string(),
                 };
                 match panic_message(&stderr) {
@@ -355,9 +353,7 @@ impl Worker {
                 }
             }
         };
-        if memory_refused || self.dead_instances >= DEAD_INSTANCES_BEFORE_REBUILD {
-            self.rebuild_store();
-        }
+        self.rebuild_store();
         self.failure(&component.name, &f.name, cause, message, trace)
     }
 
@@ -365,27 +361,25 @@ impl Worker {
         EngineFailure { engine: self.id, function: format!("{component}/{function}"), message, trace, cause }
     }
 
-    /// A fresh store with the same namespace; libraries are re-instantiated.
+    /// A fresh store with the same namespace. Instance templates survive
+    /// (they belong to the engine, not the store) unless libraries must be
+    /// re-linked: their definitions point into the old store.
     fn rebuild_store(&mut self) {
         let namespace = std::mem::take(&mut self.store.data_mut().namespace);
         self.store = new_store(&self.runtime, EngineState::new(self.id, &self.runtime, namespace));
         self.instances.clear();
-        self.pres.clear();
-        self.dead_instances = 0;
-        match base_linker(&self.runtime.engine) {
-            Ok(l) => self.linker = l,
-            Err(e) => tracing::error!(engine = self.id, "cannot rebuild the linker: {e}"),
-        }
         let libraries = std::mem::take(&mut self.libraries);
-        if !libraries.is_empty() {
-            tracing::warn!(engine = self.id, count = libraries.len(), "store rebuilt: libraries re-instantiated, their state is reset");
+        if libraries.is_empty() {
+            return;
         }
+        self.pres.clear();
+        self.linker = self.base_linker.clone();
+        tracing::warn!(engine = self.id, count = libraries.len(), "store rebuilt: libraries re-instantiated, their state is reset");
         for lib in libraries {
             if let Err(e) = self.install(lib.clone()) {
                 tracing::error!(engine = self.id, library = lib.name, "cannot re-install library: {e}");
             }
         }
-        tracing::info!(engine = self.id, "store rebuilt; namespace kept");
     }
 
     /// Instantiate a library and define each function of each interface it
@@ -417,7 +411,6 @@ impl Worker {
         }
         // Templates made before this install link the old definitions.
         self.pres.clear();
-        self.instances.retain(|_, _| true);
         self.libraries.retain(|l| !l.interfaces.iter().any(|i| component.interfaces.contains(i)));
         self.libraries.push(component.clone());
         let mut names: Vec<String> = self.libraries.iter().map(|l| l.name.clone()).collect();
