@@ -69,7 +69,10 @@ impl Client {
     }
 
     fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
-        self.send(rb)?.json().map_err(|e| ClientError::Protocol(e.to_string()))
+        let body = self.send(rb)?.bytes().map_err(|e| ClientError::Protocol(e.to_string()))?;
+        // An empty answer (202, 204) reads as JSON null.
+        let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+        serde_json::from_slice(body).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     pub fn get(&self, path: &str) -> Result<Json> {

@@ -174,7 +174,7 @@ pub fn bind_map(f: &ExportedFunction, seqs: &[Sequence], kwargs: &Map<String, Js
     for i in 0..len {
         let mut args: Vec<Option<Arg>> = consts.clone();
         for ((pos, name, ty), seq) in free.iter().zip(seqs) {
-            let arg = seq.item(i, ty, &format!("{name}[{i}]")).map_err(|e| type_error(f, e))?;
+            let arg = seq.item(i, ty, "").map_err(|e| type_error(f, e.within(&format!("{name}[{i}]"))))?;
             args[*pos] = Some(arg);
         }
         calls.push(args.into_iter().flatten().collect());

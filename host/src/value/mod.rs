@@ -181,8 +181,22 @@ pub fn lookup<'a>(obj: &'a Map<String, Json>, wit_name: &str) -> Option<&'a Json
     obj.get(wit_name).or_else(|| obj.get(&wit_name.replace('-', "_")))
 }
 
+impl ConvertError {
+    /// Put `outer` in front of the path (errors are built innermost first,
+    /// so the success path allocates no path strings at all).
+    pub fn within(mut self, outer: &str) -> Self {
+        self.path = format!("{outer}{}", self.path);
+        self
+    }
+}
+
 /// Convert `v` to a value of WIT type `ty`; `path` names it in errors.
 pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError> {
+    convert(ty, v).map_err(|e| e.within(path))
+}
+
+fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
+    let path = "";
     let bad = || mismatch(path, ty, v);
     match ty {
         Type::Bool => v.as_bool().map(Val::Bool).ok_or_else(bad),
@@ -207,7 +221,7 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| json_to_val(&elem, item, &format!("{path}[{i}]")))
+                    .map(|(i, item)| convert(&elem, item).map_err(|e| e.within(&format!("[{i}]"))))
                     .collect::<Result<Vec<_>, _>>()
                     .map(Val::List)
             }
@@ -230,7 +244,7 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| json_to_val(&elem, item, &format!("{path}[{i}]")))
+                .map(|(i, item)| convert(&elem, item).map_err(|e| e.within(&format!("[{i}]"))))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Val::FixedLengthList)
         }
@@ -240,7 +254,7 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
                 Json::Object(obj) => obj
                     .iter()
                     .map(|(k, item)| {
-                        Ok((json_to_val(&kt, &Json::String(k.clone()), path)?, json_to_val(&vt, item, &format!("{path}.{k}"))?))
+                        Ok((convert(&kt, &Json::String(k.clone()))?, convert(&vt, item).map_err(|e| e.within(&format!(".{k}")))?))
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Val::Map),
@@ -249,8 +263,8 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
                     .enumerate()
                     .map(|(i, pair)| match pair.as_array().map(Vec::as_slice) {
                         Some([k, item]) => Ok((
-                            json_to_val(&kt, k, &format!("{path}[{i}][0]"))?,
-                            json_to_val(&vt, item, &format!("{path}[{i}][1]"))?,
+                            convert(&kt, k).map_err(|e| e.within(&format!("[{i}][0]")))?,
+                            convert(&vt, item).map_err(|e| e.within(&format!("[{i}][1]")))?,
                         )),
                         _ => Err(fail(&format!("{path}[{i}]"), "a [key, value] pair", describe_json(pair))),
                     })
@@ -274,11 +288,10 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
             }
             let mut out = Vec::with_capacity(fields.len());
             for f in &fields {
-                let fpath = format!("{path}.{}", f.name);
                 let val = match lookup(obj, f.name) {
-                    Some(item) => json_to_val(&f.ty, item, &fpath)?,
+                    Some(item) => convert(&f.ty, item).map_err(|e| e.within(&format!(".{}", f.name)))?,
                     None if matches!(f.ty, Type::Option(_)) => Val::Option(None),
-                    None => return Err(fail(&fpath, wit_type(&f.ty), "nothing (the field is missing)")),
+                    None => return Err(fail(&format!(".{}", f.name), wit_type(&f.ty), "nothing (the field is missing)")),
                 };
                 out.push((f.name.to_string(), val));
             }
@@ -294,7 +307,7 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
                 .iter()
                 .zip(items)
                 .enumerate()
-                .map(|(i, (t, item))| json_to_val(t, item, &format!("{path}[{i}]")))
+                .map(|(i, (t, item))| convert(t, item).map_err(|e| e.within(&format!("[{i}]"))))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Val::Tuple)
         }
@@ -312,7 +325,7 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
                 .find(|c| c.name == case_name || c.name.replace('-', "_") == case_name)
                 .ok_or_else(bad)?;
             let val = match (&case.ty, payload) {
-                (Some(t), Some(p)) => Some(Box::new(json_to_val(t, p, &format!("{path}.{}", case.name))?)),
+                (Some(t), Some(p)) => Some(Box::new(convert(t, p).map_err(|e| e.within(&format!(".{}", case.name)))?)),
                 (Some(_), None) => return Err(fail(path, wit_type(ty), format!("case `{}` without its payload", case.name))),
                 (None, Some(Json::Null) | None) => None,
                 (None, Some(p)) => return Err(fail(path, format!("no payload for case `{}`", case.name), describe_json(p))),
@@ -328,13 +341,13 @@ pub fn json_to_val(ty: &Type, v: &Json, path: &str) -> Result<Val, ConvertError>
         }
         Type::Option(o) => match v {
             Json::Null => Ok(Val::Option(None)),
-            other => Ok(Val::Option(Some(Box::new(json_to_val(&o.ty(), other, path)?)))),
+            other => Ok(Val::Option(Some(Box::new(convert(&o.ty(), other)?)))),
         },
         Type::Result(r) => {
             let obj = v.as_object().filter(|o| o.len() == 1).ok_or_else(bad)?;
             let payload = |t: Option<Type>, p: &Json, which: &str| -> Result<Option<Box<Val>>, ConvertError> {
                 match t {
-                    Some(t) => Ok(Some(Box::new(json_to_val(&t, p, &format!("{path}.{which}"))?))),
+                    Some(t) => Ok(Some(Box::new(convert(&t, p).map_err(|e| e.within(&format!(".{which}")))?))),
                     None if p.is_null() => Ok(None),
                     None => Err(fail(&format!("{path}.{which}"), "null (no payload)", describe_json(p))),
                 }
