@@ -30,6 +30,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("STATS", "stats"),
     ("STATS_TASK", "stats_task"),
     ("COUNTER", "counter"),
+    ("COUNTER_TASK", "counter_task"),
 ];
 
 /// The component whose bytes are embedded (the CLI demo uses it).

@@ -465,7 +465,7 @@ fn show_task(task: &Json, p: &Printer, px: bool, save_images: Option<&std::path:
             if px || task["op"] == "apply" {
                 let engines = task["engines"].as_array().cloned().unwrap_or_default();
                 match (result.as_array(), engines.len()) {
-                    (Some(items), n) if n > 1 || px => {
+                    (Some(items), n) if n >= 1 && task["op"] == "apply" => {
                         for (e, v) in engines.iter().zip(items).filter(|(_, v)| !v.is_null()) {
                             let count = engines_now
                                 .and_then(|all| all["engines"].as_array())
