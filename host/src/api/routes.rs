@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::body::JsonBody;
+use super::body::{read_bytes, ApiPath, ApiQuery, JsonBody};
 use super::error::{ApiResult, ErrorBody};
 use super::wire::*;
 use super::AppState;
@@ -33,8 +32,9 @@ pub async fn engines(State(s): State<Arc<AppState>>) -> Json<EngineList> {
 #[utoipa::path(post, path = "/v1/components", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = ComponentInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub async fn upload(State(s): State<Arc<AppState>>, Query(q): Query<UploadQuery>, body: Bytes) -> ApiResult<impl IntoResponse> {
+pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<UploadQuery>, req: Request) -> ApiResult<impl IntoResponse> {
     let limit = s.controller.runtime.limits.upload_max;
+    let body = read_bytes(req, &s, limit).await?;
     if body.len() > limit {
         return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
     }
@@ -60,14 +60,14 @@ pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
 }
 
 #[utoipa::path(get, path = "/v1/components/{name}", responses((status = 200, body = ComponentInfo), (status = 404, body = ErrorBody)))]
-pub async fn component(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<ComponentInfo>> {
+pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<Json<ComponentInfo>> {
     let c = &s.controller;
     let loaded = c.runtime.components.get(&name)?;
     Ok(Json(ComponentInfo::new(&loaded, c.import_sources(&loaded))))
 }
 
 #[utoipa::path(delete, path = "/v1/components/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_component(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     s.controller.remove_component(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -95,7 +95,7 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
 }
 
 #[utoipa::path(get, path = "/v1/tasks/{id}", params(WaitQuery), responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
-pub async fn task(State(s): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Json<TaskView>> {
+pub async fn task(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>, ApiQuery(q): ApiQuery<WaitQuery>) -> ApiResult<Json<TaskView>> {
     let task = s.controller.task(&id)?;
     if let Some(w) = q.wait {
         if !(w.is_finite() && w >= 0.0) {
@@ -107,7 +107,7 @@ pub async fn task(State(s): State<Arc<AppState>>, Path(id): Path<String>, Query(
 }
 
 #[utoipa::path(delete, path = "/v1/tasks/{id}", responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
-pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
+pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<TaskView>> {
     Ok(Json(s.controller.cancel(&id).await?))
 }
 
@@ -117,7 +117,7 @@ pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRe
 }
 
 #[utoipa::path(get, path = "/v1/namespace", params(PullQuery), responses((status = 200, body = PullAnswer), (status = 404, body = ErrorBody)))]
-pub async fn pull(State(s): State<Arc<AppState>>, Query(q): Query<PullQuery>) -> ApiResult<Json<PullAnswer>> {
+pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<Json<PullAnswer>> {
     let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
     let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
     Ok(Json(PullAnswer { engines, values }))
@@ -129,7 +129,7 @@ pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Sca
 }
 
 #[utoipa::path(get, path = "/v1/gather", params(GatherQuery), responses((status = 200, body = GatherAnswer), (status = 404, body = ErrorBody)))]
-pub async fn gather(State(s): State<Arc<AppState>>, Query(q): Query<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
+pub async fn gather(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
     let values = s.controller.gather(&q.name, &targets_query(&q.targets), q.encoding.unwrap_or_default()).await?;
     Ok(Json(GatherAnswer { values }))
 }
@@ -140,8 +140,9 @@ pub async fn shutdown(State(s): State<Arc<AppState>>) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Fault injection for tests (only with `--enable-fault-injection`).
-pub async fn inject_panic(State(s): State<Arc<AppState>>, Path(id): Path<usize>) -> ApiResult<StatusCode> {
+/// Fault injection for tests (only with `--enable-fault-injection`): the
+/// engine's thread panics at its next call.
+pub async fn inject_panic(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<usize>) -> ApiResult<StatusCode> {
     if !s.fault_injection {
         return Err(Error::not_found("route", "/v1/engines/{id}/panic").into());
     }

@@ -113,6 +113,7 @@ pub enum Job {
     Install { component: Arc<LoadedComponent>, reply: oneshot::Sender<Result<Vec<String>, String>> },
     /// Forget the instance of a component that was deleted or replaced.
     Forget { digest: String },
-    /// For fault-injection tests only: panic inside the engine thread.
+    /// For fault-injection tests only: panic inside the engine thread at
+    /// its next call, as a host bug would.
     Panic,
 }

@@ -124,6 +124,8 @@ pub(super) struct Worker {
     pres: HashMap<String, InstancePre<EngineState>>,
     libraries: Vec<Arc<LoadedComponent>>,
     info: Arc<EngineInfo>,
+    /// Fault injection: panic (as a host bug would) at the next call.
+    panic_armed: bool,
 }
 
 impl Worker {
@@ -140,6 +142,7 @@ impl Worker {
             pres: HashMap::new(),
             libraries: Vec::new(),
             info,
+            panic_armed: false,
         })
     }
 
@@ -171,7 +174,20 @@ impl Worker {
             }
             Job::Balanced(work) => {
                 while let Some((index, calls)) = work.take() {
-                    let results = self.run_batch(&work.component, work.function, calls, work.encoding, work.timeout, &work.control);
+                    let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        self.run_batch(&work.component, work.function, calls, work.encoding, work.timeout, &work.control)
+                    }));
+                    let results = match run {
+                        Ok(r) => r,
+                        Err(panic) => {
+                            // The batch is lost with the panic: say so, then let
+                            // the run loop restart this engine.
+                            let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept)", self.id);
+                            let f = self.failure(&work.component.name, "?", FailureCause::Engine, msg, String::new());
+                            let _ = work.sink.send(BatchOutcome { engine: self.id, batch: index, results: Err(f), output: EngineOutput::default() });
+                            std::panic::resume_unwind(panic);
+                        }
+                    };
                     let output = self.store.data_mut().take_output();
                     if work.sink.send(BatchOutcome { engine: self.id, batch: index, results, output }).is_err() {
                         break;
@@ -200,7 +216,7 @@ impl Worker {
                 self.instances.remove(&digest);
                 self.pres.remove(&digest);
             }
-            Job::Panic => panic!("fault injection: engine {} was told to panic", self.id),
+            Job::Panic => self.panic_armed = true,
         }
     }
 
@@ -263,6 +279,9 @@ impl Worker {
         timeout: Duration,
         control: &Arc<TaskControl>,
     ) -> Result<(), EngineFailure> {
+        if std::mem::take(&mut self.panic_armed) {
+            panic!("fault injection: engine {} panics in a call of {}", self.id, f.name);
+        }
         let instance = self.instance_for(component, &f.name)?;
         let Some(func) = instance.get_func(&mut self.store, &f.index) else {
             return Err(self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new()));
