@@ -1,1 +1,3 @@
+//! One integration-test binary (wasmtime's tests/all layout).
 
+mod cli;

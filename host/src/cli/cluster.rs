@@ -156,7 +156,20 @@ fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf)
     }
     let log_out = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
     let log_err = log_out.try_clone()?;
-    let args: Vec<String> = std::env::args().skip(1).filter(|x| x != "--daemon").collect();
+    // The same command line minus --daemon; the connection file is passed
+    // explicitly (once), whichever way this process found it.
+    let mut args = Vec::new();
+    let mut skip_value = false;
+    for arg in std::env::args().skip(1) {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if arg == "--connection-file" {
+            skip_value = true;
+        } else if arg != "--daemon" && !arg.starts_with("--connection-file=") {
+            args.push(arg);
+        }
+    }
     let mut cmd = std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
     cmd.args(&args)
         .arg("--connection-file")
