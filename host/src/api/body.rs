@@ -3,7 +3,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use std::sync::Arc;
@@ -12,15 +11,39 @@ use super::error::ApiError;
 use super::AppState;
 use crate::Error;
 
-/// Reads the body, mapping a too-large body to 413.
-pub async fn read_bytes<S: Send + Sync>(req: Request, state: &S, limit_hint: usize) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|rej| {
-        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(Error::TooLarge(format!("the request body exceeds the limit of {limit_hint} bytes")))
-        } else {
-            ApiError(Error::BadRequest(format!("cannot read the request body: {rej}")))
+/// How much of an over-long body is read and dropped before answering 413,
+/// so that an ordinary client sees the answer instead of a reset connection.
+const DRAIN_BEYOND_LIMIT: usize = 256 << 20;
+
+/// Reads the body up to `limit` bytes; past it, drains (a bounded amount)
+/// and answers 413 as JSON.
+pub async fn read_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let too_large = || ApiError(Error::TooLarge(format!("the request body exceeds the limit of {limit} bytes")));
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BEYOND_LIMIT)) {
+        return Err(too_large());
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError(Error::BadRequest(format!("cannot read the request body: {e}"))))?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if total > limit.saturating_add(DRAIN_BEYOND_LIMIT) {
+            break;
         }
-    })
+    }
+    if total > limit {
+        return Err(too_large());
+    }
+    Ok(buf.freeze())
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -37,7 +60,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let bytes = read_bytes(req, state, state.controller.runtime.limits.body_max).await?;
+        let bytes = read_bytes(req, state.controller.runtime.limits.body_max).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }

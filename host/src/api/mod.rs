@@ -78,11 +78,10 @@ async fn require_token(State(s): State<Arc<AppState>>, req: Request, next: Next)
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let limits = &state.controller.runtime.limits;
     let protected = Router::new()
         .route("/v1/engines", get(routes::engines))
         .route("/v1/engines/{id}/panic", post(routes::inject_panic))
-        .route("/v1/components", post(routes::upload).layer(DefaultBodyLimit::max(limits.upload_max)).get(routes::components))
+        .route("/v1/components", post(routes::upload).get(routes::components))
         .route("/v1/components/{name}", get(routes::component).delete(routes::delete_component))
         .route("/v1/install", post(routes::install))
         .route("/v1/tasks", post(routes::submit))
@@ -97,7 +96,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .merge(protected)
         .fallback(|| async { ApiError(Error::not_found("route", "this")) })
-        .layer(DefaultBodyLimit::max(limits.body_max))
+        // Bodies are read by `body::read_bytes`, which enforces the limits itself.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 

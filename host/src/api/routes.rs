@@ -34,7 +34,7 @@ pub async fn engines(State(s): State<Arc<AppState>>) -> Json<EngineList> {
     responses((status = 201, body = ComponentInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<UploadQuery>, req: Request) -> ApiResult<impl IntoResponse> {
     let limit = s.controller.runtime.limits.upload_max;
-    let body = read_bytes(req, &s, limit).await?;
+    let body = read_bytes(req, limit).await?;
     if body.len() > limit {
         return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
     }

@@ -126,6 +126,8 @@ pub(super) struct Worker {
     info: Arc<EngineInfo>,
     /// Fault injection: panic (as a host bug would) at the next call.
     panic_armed: bool,
+    /// Whether the current job's counters were already updated.
+    job_accounted: bool,
 }
 
 impl Worker {
@@ -143,6 +145,7 @@ impl Worker {
             libraries: Vec::new(),
             info,
             panic_armed: false,
+            job_accounted: true,
         })
     }
 
@@ -150,44 +153,68 @@ impl Worker {
     pub(super) fn run(mut self, jobs: crossbeam_channel::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
             self.info.busy.store(true, Ordering::Relaxed);
+            self.job_accounted = false;
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(job)));
-            self.info.queued.fetch_sub(1, Ordering::Relaxed);
-            self.info.completed.fetch_add(1, Ordering::Relaxed);
-            self.info.busy.store(false, Ordering::Relaxed);
+            self.account_job();
             if outcome.is_err() {
-                // The job's reply channel was dropped while unwinding, which
-                // tells its task that this engine failed. Start afresh.
-                tracing::error!(engine = self.id, "engine thread panicked; restarting the engine");
-                self.info.restarts.fetch_add(1, Ordering::Relaxed);
-                self.rebuild_store();
+                // A panic outside a call (a host bug): the job's reply channel
+                // was dropped while unwinding, which tells its task that this
+                // engine failed. Start afresh.
+                self.recover_from_panic();
             }
         }
         tracing::debug!(engine = self.id, "engine stopped");
     }
 
+    /// Count the current job as done — before its answer is sent, so whoever
+    /// gets the answer sees the engine's counters already updated.
+    fn account_job(&mut self) {
+        if !std::mem::replace(&mut self.job_accounted, true) {
+            self.info.queued.fetch_sub(1, Ordering::Relaxed);
+            self.info.completed.fetch_add(1, Ordering::Relaxed);
+            self.info.busy.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn recover_from_panic(&mut self) {
+        tracing::error!(engine = self.id, "engine thread panicked; restarting the engine (namespace kept)");
+        self.info.restarts.fetch_add(1, Ordering::Relaxed);
+        self.rebuild_store();
+    }
+
+    /// `run_batch`, with a panic turned into an `engine` failure after the
+    /// engine has recovered.
+    fn run_batch_guarded(
+        &mut self,
+        component: &Arc<LoadedComponent>,
+        function: usize,
+        calls: Vec<Vec<Arg>>,
+        encoding: Encoding,
+        timeout: Duration,
+        control: &Arc<TaskControl>,
+    ) -> Result<Vec<Json>, EngineFailure> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(component, function, calls, encoding, timeout, control))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.recover_from_panic();
+                let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept)", self.id);
+                let name = component.functions.get(function).map_or("?", |f| f.name.as_str());
+                Err(self.failure(&component.name, name, FailureCause::Engine, msg, String::new()))
+            }
+        }
+    }
+
     fn handle(&mut self, job: Job) {
         match job {
             Job::Call { batch, reply } => {
-                let results = self.run_batch(&batch.component, batch.function, batch.calls, batch.encoding, batch.timeout, &batch.control);
+                let results = self.run_batch_guarded(&batch.component, batch.function, batch.calls, batch.encoding, batch.timeout, &batch.control);
                 let output = self.store.data_mut().take_output();
+                self.account_job();
                 let _ = reply.send(BatchOutcome { engine: self.id, batch: 0, results, output });
             }
             Job::Balanced(work) => {
                 while let Some((index, calls)) = work.take() {
-                    let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.run_batch(&work.component, work.function, calls, work.encoding, work.timeout, &work.control)
-                    }));
-                    let results = match run {
-                        Ok(r) => r,
-                        Err(panic) => {
-                            // The batch is lost with the panic: say so, then let
-                            // the run loop restart this engine.
-                            let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept)", self.id);
-                            let f = self.failure(&work.component.name, "?", FailureCause::Engine, msg, String::new());
-                            let _ = work.sink.send(BatchOutcome { engine: self.id, batch: index, results: Err(f), output: EngineOutput::default() });
-                            std::panic::resume_unwind(panic);
-                        }
-                    };
+                    let results = self.run_batch_guarded(&work.component, work.function, calls, work.encoding, work.timeout, &work.control);
                     let output = self.store.data_mut().take_output();
                     if work.sink.send(BatchOutcome { engine: self.id, batch: index, results, output }).is_err() {
                         break;
@@ -199,6 +226,7 @@ impl Worker {
                 for (name, value) in values {
                     ns.set(name, value);
                 }
+                self.account_job();
                 let _ = reply.send(());
             }
             Job::Pull { names, reply } => {
@@ -207,10 +235,13 @@ impl Worker {
                     .iter()
                     .map(|n| ns.get(n).cloned().ok_or_else(|| n.clone()))
                     .collect::<Result<Vec<_>, _>>();
+                self.account_job();
                 let _ = reply.send(values);
             }
             Job::Install { component, reply } => {
-                let _ = reply.send(self.install(component));
+                let installed = self.install(component);
+                self.account_job();
+                let _ = reply.send(installed);
             }
             Job::Forget { digest } => {
                 self.instances.remove(&digest);
@@ -286,21 +317,24 @@ impl Worker {
         let Some(func) = instance.get_func(&mut self.store, &f.index) else {
             return Err(self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new()));
         };
-        {
-            let s = self.store.data_mut();
-            s.control = Some(control.clone());
-            s.deadline = Instant::now() + timeout;
-            s.interrupted = None;
-        }
-        self.store.set_epoch_deadline(1);
-        if let Some(fuel) = self.runtime.limits.fuel {
-            let _ = self.store.set_fuel(fuel);
-        }
+        self.store.data_mut().control = Some(control.clone());
+        self.arm_limits(timeout);
         let outcome = func.call(&mut self.store, args, results);
         self.store.data_mut().control = None;
         match outcome {
             Ok(()) => Ok(()),
             Err(e) => Err(self.after_trap(component, f, e, timeout)),
+        }
+    }
+
+    /// A fresh deadline (and fuel budget) for what runs next in the store.
+    fn arm_limits(&mut self, timeout: Duration) {
+        let s = self.store.data_mut();
+        s.deadline = Instant::now() + timeout;
+        s.interrupted = None;
+        self.store.set_epoch_deadline(1);
+        if let Some(fuel) = self.runtime.limits.fuel {
+            let _ = self.store.set_fuel(fuel);
         }
     }
 
@@ -314,11 +348,10 @@ impl Worker {
             })?;
             self.pres.insert(component.digest.clone(), pre);
         }
+        self.arm_limits(self.runtime.limits.call_timeout);
         let Some(pre) = self.pres.get(&component.digest) else {
             return Err(self.failure(&component.name, function, FailureCause::Engine, "instance template vanished".into(), String::new()));
         };
-        self.store.data_mut().deadline = Instant::now() + self.runtime.limits.call_timeout;
-        self.store.set_epoch_deadline(1);
         match pre.instantiate(&mut self.store) {
             Ok(i) => {
                 self.instances.insert(component.digest.clone(), i);
@@ -411,8 +444,7 @@ impl Worker {
             .linker
             .instantiate_pre(&component.component)
             .map_err(|e| format!("cannot link library `{}` on engine {}: {e:#}", component.name, self.id))?;
-        self.store.data_mut().deadline = Instant::now() + self.runtime.limits.call_timeout;
-        self.store.set_epoch_deadline(1);
+        self.arm_limits(self.runtime.limits.call_timeout);
         let instance = pre
             .instantiate(&mut self.store)
             .map_err(|e| format!("cannot instantiate library `{}` on engine {}: {e:#}", component.name, self.id))?;

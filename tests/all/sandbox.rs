@@ -1,0 +1,331 @@
+//! Faults survived and bad input refused (issue "Sandbox, limits and bad
+//! input"): in every case the server answers, other work finishes with
+//! correct results, and the namespace of unaffected engines is intact.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use crate::server::TestServer;
+
+fn error_kind(task: &Json) -> &str {
+    task["error"]["kind"].as_str().unwrap_or("")
+}
+
+/// Push a marker on every engine, to check afterwards that it survived.
+fn mark(s: &TestServer) {
+    s.push(json!({"marker": "intact", "big": [1.5, 2.5, 3.5]}), json!("all"));
+}
+
+fn assert_marked(s: &TestServer, engines: usize) {
+    let (status, v) = s.pull("marker,big", "all");
+    assert_eq!(status, 200, "{v}");
+    let want: Vec<Json> = (0..engines).map(|_| json!({"marker": "intact", "big": [1.5, 2.5, 3.5]})).collect();
+    assert_eq!(v["values"], Json::Array(want));
+}
+
+#[test]
+fn a_trap_keeps_the_namespace_and_the_engine() {
+    let s = TestServer::start(2);
+    s.upload_seed();
+    mark(&s);
+    let t = s.apply("fail", json!(["kaboom"]), json!(1));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(error_kind(&t), "RemoteError");
+    let e = &t["error"]["errors"][0];
+    assert_eq!(e["engine"], 1);
+    assert_eq!(e["function"], "seed/fail");
+    assert!(e["message"].as_str().unwrap_or("").contains("kaboom"), "{e}");
+    assert!(e["trace"].as_str().unwrap_or("").contains("seed.wasm!"), "a wasm backtrace: {e}");
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+}
+
+#[test]
+fn an_infinite_loop_hits_the_deadline() {
+    let s = TestServer::start(2);
+    s.upload_seed();
+    mark(&s);
+    let start = Instant::now();
+    let t = s.task(json!({"op": "apply", "component": "seed", "function": "spin", "targets": 0, "timeout_s": 0.3}));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert_eq!(error_kind(&t), "TimeoutError", "{t}");
+    assert!(t["error"]["errors"][0]["message"].as_str().unwrap_or("").contains("deadline of 0.300 s exceeded"));
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+}
+
+#[test]
+fn fuel_bounds_cpu_when_enabled() {
+    let s = TestServer::start_with(1, |c| c.limits.fuel = Some(50_000_000));
+    s.upload_seed();
+    let t = s.apply("spin", json!([]), json!("all"));
+    assert_eq!(error_kind(&t), "TimeoutError", "{t}");
+    assert!(t["error"]["message"].as_str().unwrap_or("").contains("fuel exhausted"), "{t}");
+    s.assert_healthy(1);
+}
+
+#[test]
+fn a_memory_bomb_is_capped_on_every_engine_at_once() {
+    let s = TestServer::start_with(2, |c| c.limits.memory_per_engine = 64 << 20);
+    s.upload_seed();
+    mark(&s);
+    // Within the cap: fine.
+    assert_eq!(s.ok(json!({"op": "apply", "component": "seed", "function": "hog", "args": [16]})), json!([16, 16]));
+    // Past it, on both engines at once.
+    let t = s.apply("hog", json!([500]), json!("all"));
+    assert_eq!(error_kind(&t), "CompositeError", "{t}");
+    for e in t["error"]["errors"].as_array().expect("errors") {
+        let m = e["message"].as_str().unwrap_or("");
+        assert!(m.contains("memory cap of 64 MiB"), "{m}");
+    }
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+    // And the whole cap is usable again afterwards.
+    assert_eq!(s.ok(json!({"op": "apply", "component": "seed", "function": "hog", "args": [32]})), json!([32, 32]));
+}
+
+#[test]
+fn deep_recursion_overflows_a_stack_not_the_host() {
+    // Default limits: Rust's own shadow stack in linear memory (1 MiB) runs
+    // out first, an out-of-bounds trap.
+    let s = TestServer::start(2);
+    s.upload_seed();
+    mark(&s);
+    assert_eq!(s.ok(json!({"op": "apply", "component": "seed", "function": "recurse", "args": [1000], "targets": 0})), json!([1000]));
+    let t = s.apply("recurse", json!([100_000_000u64]), json!(0));
+    assert_eq!(error_kind(&t), "RemoteError", "{t}");
+    let m = t["error"]["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(m.contains("stack overflow") || m.contains("out of bounds memory access"), "{m}");
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+    // A small wasm stack: wasmtime's own stack limit stops it.
+    let s = TestServer::start_with(1, |c| c.limits.max_wasm_stack = 64 << 10);
+    s.upload_seed();
+    assert_eq!(s.ok(json!({"op": "apply", "component": "seed", "function": "recurse", "args": [200]})), json!([200]));
+    let t = s.apply("recurse", json!([1_000_000]), json!("all"));
+    let m = t["error"]["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(m.contains("wasm stack overflow (the stack is limited to 64 KiB)"), "{t}");
+    s.assert_healthy(1);
+}
+
+#[test]
+fn huge_output_is_truncated_and_marked() {
+    let s = TestServer::start_with(1, |c| c.limits.output_cap = 16 << 10);
+    s.upload_seed();
+    let t = s.apply("shout", json!([100_000]), json!("all"));
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["result"], json!([100_000]));
+    let out = t["outputs"][0]["stdout"].as_str().expect("stdout");
+    assert!(out.len() < 20 << 10, "capped: {} bytes", out.len());
+    assert!(out.contains("[wasmpar: output truncated,") && out.contains("more bytes dropped]"), "{}", &out[out.len() - 200..]);
+    s.assert_healthy(1);
+}
+
+#[test]
+fn cancel_interrupts_running_calls_and_drops_queued_work() {
+    let s = TestServer::start(2);
+    s.upload_seed();
+    mark(&s);
+    let (status, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "seed", "function": "spin", "block": false})));
+    assert_eq!(status, 202, "{t}");
+    let id = t["id"].as_str().expect("id").to_string();
+    // Queued behind it: a balanced map that must be dropped, not run.
+    let (_, queued) = s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "seed", "function": "spin",
+        "sequences": [], "targets": "balanced", "block": false})));
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let (status, t) = s.call("DELETE", &format!("/v1/tasks/{id}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(t["status"], "cancelled", "{t}");
+    assert_eq!(t["error"]["kind"], "Cancelled");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let _ = queued;
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+}
+
+#[test]
+fn a_panicking_engine_thread_fails_only_its_task() {
+    let s = TestServer::start_with(2, |c| c.fault_injection = true);
+    s.upload_seed();
+    mark(&s);
+    let (status, _) = s.call("POST", "/v1/engines/1/panic", None);
+    assert_eq!(status, 202);
+    let t = s.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [[1, 2, 3, 4]]}));
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(error_kind(&t), "EngineError", "{t}");
+    assert_eq!(t["error"]["errors"][0]["engine"], 1);
+    let (_, engines) = s.call("GET", "/v1/engines", None);
+    assert_eq!(engines["engines"][1]["restarts"], 1, "{engines}");
+    assert_eq!(engines["engines"][0]["restarts"], 0);
+    // The engine is back, with its namespace.
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+    // Balanced work survives a panic too: the task fails, nothing hangs.
+    for e in 0..2 {
+        assert_eq!(s.call("POST", &format!("/v1/engines/{e}/panic"), None).0, 202);
+    }
+    let t = s.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..50).collect::<Vec<i64>>()],
+                          "targets": "balanced", "chunksize": 1}));
+    assert_eq!(t["status"], "failed", "{t}");
+    s.assert_healthy(2);
+    // Without --enable-fault-injection the route does not exist.
+    let plain = TestServer::start(1);
+    assert_eq!(plain.call("POST", "/v1/engines/0/panic", None).0, 404);
+}
+
+#[test]
+fn a_client_that_disconnects_mid_request_loses_nothing() {
+    let s = TestServer::start(2);
+    s.upload_seed();
+    mark(&s);
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // A blocking task whose client goes away before the answer.
+    let body = json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 0.5, "block": true}).to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(sock, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", s.token, body.len(), body).expect("send");
+    drop(sock);
+    // A request whose body never fully arrives.
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(sock, "PUT /v1/namespace HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"values\": {{\"marker\": ", s.token).expect("send");
+    drop(sock);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_marked(&s, 2);
+    s.assert_healthy(2);
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx() {
+    let s = TestServer::start_with(2, |c| {
+        c.limits.body_max = 1 << 20;
+        c.limits.upload_max = 4 << 20;
+        c.limits.max_sequence_len = 1000;
+    });
+    s.upload_seed();
+    let tok = s.token.clone();
+    let post_raw = |body: &[u8]| s.raw("POST", "/v1/tasks", Some(body.to_vec()), Some(&tok), "application/json");
+    let check = |(status, v): (u16, Json), want: u16, kind: &str, needle: &str| {
+        assert_eq!(status, want, "{v}");
+        assert_eq!(v["error"]["kind"], kind, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap_or("").contains(needle), "{needle:?} not in {v}");
+    };
+    check(post_raw(b"{\"op\": \"apply\""), 400, "BadRequest", "invalid JSON");
+    check(post_raw(b""), 400, "BadRequest", "empty");
+    check(post_raw(b"{\"op\": \"apply\", \"component\": \"seed\", \"function\": \"greet\", \"args\": [\"\xff\xfe\"]}"), 400, "BadRequest", "invalid JSON");
+    let deep = format!("{{\"op\": \"apply\", \"component\": \"seed\", \"function\": \"identity\", \"args\": [{}1{}]}}", "[".repeat(5000), "]".repeat(5000));
+    check(post_raw(deep.as_bytes()), 400, "BadRequest", "recursion limit");
+    check(post_raw(br#"{"op": "apply", "component": "seed", "function": "identity", "args": [1], "tragets": "all"}"#), 400, "BadRequest", "unknown field `tragets`");
+    let task = |spec: Json| s.call("POST", "/v1/tasks", Some(&spec));
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": ["x"]})), 422, "TypeError", "argument `x`: expected s64, got the string \"x\"");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1, 2]})), 422, "TypeError", "takes 1 arguments but 2 were given");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": []})), 422, "TypeError", "missing argument `x`");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [9223372036854775808u64]})), 422, "TypeError", "s64 (an integer in");
+    check(task(json!({"op": "apply", "component": "seed", "function": "roundtrip",
+        "args": [256, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, "a", true]})), 422, "TypeError", "argument `a`: expected u8 (an integer in 0..=255), got 256");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "kwargs": {"y": 2}})), 422, "TypeError", "unknown argument `y`");
+    check(task(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [[1], [2]]})), 422, "TypeError", "2 sequences given for 3 free parameters");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": "::0"})), 400, "BadRequest", "step cannot be zero");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": "a:b"})), 400, "BadRequest", "not an integer");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": 7})), 404, "NotFound", "engine `7` not found");
+    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "timeout_s": -1})), 400, "BadRequest", "timeout_s");
+    check(task(json!({"op": "apply", "component": "nope", "function": "identity"})), 404, "NotFound", "component `nope` not found");
+    check(task(json!({"op": "apply", "component": "seed", "function": "nope"})), 404, "NotFound", "it exports: add3");
+    check(task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..2000).collect::<Vec<i64>>()]})), 413, "TooLarge", "exceed the limit of 1000");
+    check(s.call("GET", "/v1/tasks/nope", None), 404, "NotFound", "task `nope` not found");
+    check(s.call("DELETE", "/v1/tasks/nope", None), 404, "NotFound", "task `nope` not found");
+    check(s.call("GET", "/v1/components/nope", None), 404, "NotFound", "component `nope` not found");
+    check(s.call("DELETE", "/v1/components/nope", None), 404, "NotFound", "component `nope` not found");
+    check(s.call("GET", "/v1/tasks/x?wait=abc", None), 400, "BadRequest", "bad query string");
+    // Bodies over the limit: 413 as JSON.
+    let big = vec![b' '; 2 << 20];
+    check(post_raw(&big), 413, "TooLarge", "exceeds the limit");
+    let upload = |bytes: Vec<u8>| s.raw("POST", "/v1/components?name=x", Some(bytes), Some(&tok), "application/wasm");
+    check(upload(vec![0u8; 5 << 20]), 413, "TooLarge", "exceeds the limit");
+    check(upload(Vec::new()), 400, "InvalidComponent", "empty");
+    check(upload(b"garbage garbage".to_vec()), 400, "InvalidComponent", "not a WebAssembly binary");
+    check(upload(b"\0asm\x01\0\0\0".to_vec()), 400, "InvalidComponent", "core WebAssembly module, not a component");
+    check(upload(b"\0asm\x0d\0\x01\0\x01\x02\x03".to_vec()), 400, "InvalidComponent", "does not validate");
+    check(s.raw("POST", "/v1/components", Some(b"\0asm".to_vec()), Some(&tok), "application/wasm"), 400, "BadRequest", "name");
+    check(s.raw("POST", "/v1/components?name=bad/name", Some(b"\0asm".to_vec()), Some(&tok), "application/wasm"), 400, "BadRequest", "is not valid");
+    // No token, wrong token; health needs none.
+    check(s.raw("GET", "/v1/engines", None, None, "application/json"), 401, "Unauthorized", "token");
+    check(s.raw("GET", "/v1/engines", None, Some("wrong"), "application/json"), 401, "Unauthorized", "token");
+    check(s.raw("POST", "/v1/tasks", Some(b"{}".to_vec()), Some(""), "application/json"), 401, "Unauthorized", "token");
+    assert_eq!(s.raw("GET", "/v1/health", None, None, "application/json").0, 200);
+    // Nothing was lost along the way.
+    s.assert_healthy(2);
+}
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after() {
+    let s = TestServer::start_with(1, |c| c.limits.queue_max = 1);
+    s.upload_seed();
+    let (status, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 2, "block": false})));
+    assert_eq!(status, 202, "{t}");
+    let resp = s
+        .http
+        .post(format!("{}/v1/tasks", s.url))
+        .bearer_auth(&s.token)
+        .json(&json!({"op": "apply", "component": "seed", "function": "identity", "args": [1]}))
+        .send()
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let v: Json = resp.json().expect("json");
+    assert_eq!(v["error"]["kind"], "Busy");
+    // Once the spin times out, work is accepted again.
+    let (_, t) = s.call("GET", &format!("/v1/tasks/{}?wait=10", t["id"].as_str().expect("id")), None);
+    assert_eq!(t["error"]["kind"], "TimeoutError");
+    s.assert_healthy(1);
+}
+
+#[test]
+fn sixty_four_clients_lose_and_duplicate_nothing() {
+    let s = TestServer::start(4);
+    s.upload_seed();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let done = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..64)
+            .map(|client| {
+                let s = &s;
+                scope.spawn(move || {
+                    let mut n = 0u64;
+                    let mut i = 0i64;
+                    while Instant::now() < deadline {
+                        i += 1;
+                        let name = format!("c{client}");
+                        match (client + i as usize) % 4 {
+                            0 => {
+                                let r = s.ok(json!({"op": "apply", "component": "seed", "function": "hypot2", "args": [client, i]}));
+                                assert_eq!(r, json!(vec![client as i64 * client as i64 + i * i; 4]));
+                            }
+                            1 => {
+                                let xs: Vec<i64> = (i..i + 50).collect();
+                                let r = s.ok(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [xs], "targets": "balanced", "chunksize": 3}));
+                                assert_eq!(r, json!(xs));
+                            }
+                            2 => {
+                                s.push(json!({name.clone(): i}), json!(client % 4));
+                                let (status, v) = s.pull(&name, &(client % 4).to_string());
+                                assert_eq!(status, 200);
+                                assert_eq!(v["values"][0][&name], json!(i), "client {client} reads its own write");
+                            }
+                            _ => {
+                                let xs: Vec<i64> = (0..20).map(|k| k + i).collect();
+                                let r = s.ok(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [xs, xs, xs]}));
+                                assert_eq!(r, json!(xs.iter().map(|x| 3 * x).collect::<Vec<_>>()));
+                            }
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("client")).sum::<u64>()
+    });
+    assert!(done >= 64, "every client completed requests ({done})");
+    s.assert_healthy(4);
+}
