@@ -1,5 +1,6 @@
 //! One integration-test binary (wasmtime's tests/all layout).
 
 mod cli;
+mod dependencies;
 mod sandbox;
 mod server;
