@@ -2,5 +2,6 @@
 
 mod cli;
 mod dependencies;
+mod props;
 mod sandbox;
 mod server;
