@@ -1,5 +1,6 @@
 //! One integration-test binary (wasmtime's tests/all layout).
 
+mod api_tutorial;
 mod cli;
 mod dependencies;
 mod props;
