@@ -248,6 +248,20 @@ fn arrays_round_trip_bit_exactly() {
     assert_eq!(v["values"][1]["bits"], a);
     let (_, v) = s.call("GET", "/v1/namespace?names=bits&targets=0", None);
     assert_eq!(v["values"][0]["bits"], json!([[-0.0, 1e-300, f64::MAX], [f64::MIN_POSITIVE, 0.1, -2.5e17]]));
+    // The binary route: raw little-endian bytes in and out, no JSON.
+    let raw: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let resp = s.http.put(format!("{}/v1/namespace/rawbits?dtype=float64&shape=3,2&targets=0:2", s.url))
+        .bearer_auth(&s.token).header("content-type", "application/octet-stream").body(raw.clone()).send().expect("put");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = s.http.get(format!("{}/v1/namespace/rawbits?targets=1", s.url)).bearer_auth(&s.token).send().expect("get");
+    assert_eq!(resp.headers()["x-wasmpar-dtype"], "float64");
+    assert_eq!(resp.headers()["x-wasmpar-shape"], "3,2");
+    assert_eq!(resp.bytes().expect("bytes").to_vec(), raw);
+    let (_, v) = s.call("GET", "/v1/namespace?names=rawbits&targets=0", None);
+    assert_eq!(v["values"][0]["rawbits"], json!([[-0.0, 1e-300], [f64::MAX, f64::MIN_POSITIVE], [0.1, -2.5e17]]));
+    let resp = s.http.put(format!("{}/v1/namespace/rawbits?dtype=float64&shape=4,2", s.url))
+        .bearer_auth(&s.token).body(raw.clone()).send().expect("put");
+    assert_eq!(resp.status().as_u16(), 400, "a shape that does not fit is refused");
     // A map's number results as one array form.
     let r = s.ok(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [range(5)], "result_encoding": "array"}));
     assert_eq!(r["dtype"], "int64");

@@ -47,7 +47,7 @@ pub struct AppState {
     paths(
         routes::health, routes::engines, routes::upload, routes::components, routes::component,
         routes::delete_component, routes::install, routes::submit, routes::task, routes::cancel,
-        routes::push, routes::pull, routes::scatter, routes::gather, routes::shutdown
+        routes::push, routes::pull, routes::push_raw, routes::pull_raw, routes::scatter, routes::gather, routes::shutdown
     ),
     components(schemas(crate::scheduler::TaskSpec, crate::scheduler::TaskView, crate::scheduler::Targets))
 )]
@@ -87,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tasks", post(routes::submit))
         .route("/v1/tasks/{id}", get(routes::task).delete(routes::cancel))
         .route("/v1/namespace", put(routes::push).get(routes::pull))
+        .route("/v1/namespace/{name}", put(routes::push_raw).get(routes::pull_raw))
         .route("/v1/scatter", post(routes::scatter))
         .route("/v1/gather", get(routes::gather))
         .route("/v1/shutdown", post(routes::shutdown))

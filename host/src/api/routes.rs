@@ -149,3 +149,61 @@ pub async fn inject_panic(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<u
     s.controller.pool.send(id, crate::engine::Job::Panic)?;
     Ok(StatusCode::ACCEPTED)
 }
+
+/// Push one array as raw little-endian bytes (no JSON, no base64): the fast
+/// path for large data. `?dtype=float64&shape=200,300&targets=all`.
+#[utoipa::path(put, path = "/v1/namespace/{name}", params(RawPushQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = EngineIds), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn push_raw(
+    State(s): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RawPushQuery>,
+    req: Request,
+) -> ApiResult<Json<EngineIds>> {
+    use crate::value::{ArrayForm, Dtype};
+    let dtype = Dtype::parse(&q.dtype).ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", q.dtype)))?;
+    let data = read_bytes(req, s.controller.runtime.limits.body_max).await?.to_vec();
+    if data.len() % dtype.size() != 0 {
+        return Err(Error::BadRequest(format!("{} bytes is not a whole number of {} items", data.len(), dtype.name())).into());
+    }
+    let count = data.len() / dtype.size();
+    let shape: Vec<usize> = match &q.shape {
+        None => vec![count],
+        Some(text) => text
+            .split(',')
+            .map(|d| d.trim().parse::<usize>().map_err(|_| Error::BadRequest(format!("shape {text:?} is not a list of sizes"))))
+            .collect::<Result<_, _>>()?,
+    };
+    if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
+        return Err(Error::BadRequest(format!("shape {shape:?} does not hold {count} items")).into());
+    }
+    let value = crate::engine::NsValue::from_array(ArrayForm { dtype, shape, data });
+    let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;
+    Ok(Json(EngineIds { engines }))
+}
+
+/// Pull one engine's array as raw little-endian bytes; the dtype and shape
+/// come in the `x-wasmpar-dtype` and `x-wasmpar-shape` headers.
+#[utoipa::path(get, path = "/v1/namespace/{name}", params(RawPullQuery),
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+pub async fn pull_raw(
+    State(s): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RawPullQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let targets = q.targets.clone().unwrap_or_else(|| "0".into());
+    let value = s.controller.pull_value(&crate::scheduler::Targets::Spec(targets), &name).await?;
+    let (dtype, shape, bytes) = value
+        .to_raw()
+        .ok_or_else(|| Error::BadRequest(format!("`{name}` is a {}, not a numeric list or array", value.kind())))?;
+    let shape_text = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::HeaderName::from_static("x-wasmpar-dtype"), dtype.name().to_string()),
+            (axum::http::HeaderName::from_static("x-wasmpar-shape"), shape_text),
+        ],
+        bytes,
+    ))
+}

@@ -156,3 +156,18 @@ pub fn targets_query(t: &Option<String>) -> Targets {
         None => Targets::default(),
     }
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RawPushQuery {
+    pub targets: Option<String>,
+    /// numpy's dtype name of the body's items.
+    pub dtype: String,
+    /// Comma-separated dimensions (default: one dimension, all items).
+    pub shape: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RawPullQuery {
+    /// Exactly one engine.
+    pub targets: Option<String>,
+}

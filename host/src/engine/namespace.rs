@@ -224,6 +224,26 @@ impl NsValue {
         })
     }
 
+    /// The raw little-endian bytes of a numeric list or array, with its
+    /// dtype and shape; `None` for other values.
+    pub fn to_raw(&self) -> Option<(Dtype, Vec<usize>, Vec<u8>)> {
+        fn le<T: Copy, const N: usize>(xs: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(xs.len() * N);
+            for &x in xs {
+                out.extend_from_slice(&f(x));
+            }
+            out
+        }
+        Some(match self {
+            NsValue::Bytes(b) => (Dtype::U8, vec![b.len()], b.to_vec()),
+            NsValue::FloatList(v) => (Dtype::F64, vec![v.len()], le(v, f64::to_le_bytes)),
+            NsValue::IntList(v) => (Dtype::I64, vec![v.len()], le(v, i64::to_le_bytes)),
+            NsValue::FloatArray { shape, data } => (Dtype::F64, shape.clone(), le(data, f64::to_le_bytes)),
+            NsValue::IntArray { shape, data } => (Dtype::I64, shape.clone(), le(data, i64::to_le_bytes)),
+            _ => return None,
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             NsValue::Null => "null",

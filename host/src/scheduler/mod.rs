@@ -451,6 +451,24 @@ impl Controller {
         Ok(ids)
     }
 
+    /// Push one already-decoded value (the binary route).
+    pub async fn push_value(&self, targets: &Targets, name: &str, value: NsValue) -> Result<Vec<usize>> {
+        check_global_name(name)?;
+        let ids = self.direct(targets, "push")?;
+        self.each_engine(&ids, |_, reply| Job::Push { values: vec![(name.to_string(), value.clone())], reply }).await?;
+        Ok(ids)
+    }
+
+    /// One engine's value of `name` (the binary route).
+    pub async fn pull_value(&self, targets: &Targets, name: &str) -> Result<NsValue> {
+        let ids = self.direct(targets, "pull")?;
+        let [id] = ids.as_slice() else {
+            return Err(Error::BadRequest(format!("a binary pull reads one engine; the targets select {}", ids.len())));
+        };
+        let mut values = self.pull_values(&[*id], &[name.to_string()]).await?;
+        values.pop().and_then(|mut v| v.pop()).ok_or_else(|| Error::not_found("name", name))
+    }
+
     async fn pull_values(&self, ids: &[usize], names: &[String]) -> Result<Vec<Vec<NsValue>>> {
         if names.is_empty() {
             return Err(Error::BadRequest("pull: give at least one name".into()));
