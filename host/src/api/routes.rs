@@ -163,7 +163,7 @@ pub async fn push_raw(
 ) -> ApiResult<Json<EngineIds>> {
     use crate::value::{ArrayForm, Dtype};
     let dtype = Dtype::parse(&q.dtype).ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", q.dtype)))?;
-    let data = read_bytes(req, s.controller.runtime.limits.body_max).await?.to_vec();
+    let data = read_bytes(req, s.controller.runtime.limits.body_max).await?;
     if data.len() % dtype.size() != 0 {
         return Err(Error::BadRequest(format!("{} bytes is not a whole number of {} items", data.len(), dtype.name())).into());
     }
@@ -178,7 +178,17 @@ pub async fn push_raw(
     if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
         return Err(Error::BadRequest(format!("shape {shape:?} does not hold {count} items")).into());
     }
-    let value = crate::engine::NsValue::from_array(ArrayForm { dtype, shape, data });
+    let value = if dtype == Dtype::F64 {
+        // The common case: one pass from the body straight into the values.
+        let floats = std::sync::Arc::new(crate::value::array::f64s_from_le(&data));
+        if shape.len() == 1 {
+            crate::engine::NsValue::FloatList(floats)
+        } else {
+            crate::engine::NsValue::FloatArray { shape, data: floats }
+        }
+    } else {
+        crate::engine::NsValue::from_array(ArrayForm { dtype, shape, data: data.to_vec() })
+    };
     let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;
     Ok(Json(EngineIds { engines }))
 }

@@ -33,6 +33,15 @@ pub enum NsValue {
     Json(String),
 }
 
+/// Shares a namespace's byte buffer with an HTTP body without copying it.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 #[derive(Default)]
 pub struct Namespace {
     values: BTreeMap<String, NsValue>,
@@ -226,16 +235,16 @@ impl NsValue {
 
     /// The raw little-endian bytes of a numeric list or array, with its
     /// dtype and shape; `None` for other values.
-    pub fn to_raw(&self) -> Option<(Dtype, Vec<usize>, Vec<u8>)> {
-        fn le<T: Copy, const N: usize>(xs: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-            let mut out = Vec::with_capacity(xs.len() * N);
-            for &x in xs {
-                out.extend_from_slice(&f(x));
+    pub fn to_raw(&self) -> Option<(Dtype, Vec<usize>, bytes::Bytes)> {
+        fn le<T: Copy, const N: usize>(xs: &[T], f: impl Fn(T) -> [u8; N]) -> bytes::Bytes {
+            let mut out = vec![0u8; xs.len() * N];
+            for (dst, &x) in out.chunks_exact_mut(N).zip(xs) {
+                dst.copy_from_slice(&f(x));
             }
-            out
+            out.into()
         }
         Some(match self {
-            NsValue::Bytes(b) => (Dtype::U8, vec![b.len()], b.to_vec()),
+            NsValue::Bytes(b) => (Dtype::U8, vec![b.len()], bytes::Bytes::from_owner(ArcBytes(b.clone()))),
             NsValue::FloatList(v) => (Dtype::F64, vec![v.len()], le(v, f64::to_le_bytes)),
             NsValue::IntList(v) => (Dtype::I64, vec![v.len()], le(v, i64::to_le_bytes)),
             NsValue::FloatArray { shape, data } => (Dtype::F64, shape.clone(), le(data, f64::to_le_bytes)),

@@ -263,15 +263,34 @@ impl Worker {
         let Some(f) = component.functions.get(function) else {
             return Err(self.failure(&component.name, "?", FailureCause::Argument, "no such function".into(), String::new()));
         };
+        self.store.data_mut().control = Some(control.clone());
+        let outcome = self.run_calls(component, f, calls, encoding, timeout, control);
+        // A finished task's cancel flag must not interrupt what runs next.
+        self.store.data_mut().control = None;
+        outcome
+    }
+
+    fn run_calls(
+        &mut self,
+        component: &Arc<LoadedComponent>,
+        f: &ExportedFunction,
+        calls: Vec<Vec<Arg>>,
+        encoding: Encoding,
+        timeout: Duration,
+        control: &Arc<TaskControl>,
+    ) -> Result<Vec<Json>, EngineFailure> {
         let result_ty = f.results.first().cloned();
         let mut out = Vec::with_capacity(calls.len());
         let mut results = vec![Val::Bool(false); f.results.len()];
+        // Looked up once per batch: a batch stops at its first failure, and
+        // only a failure replaces the store (and so the instance).
+        let func = self.func_for(component, f)?;
         for args in calls {
             if control.is_cancelled() {
                 return Err(self.failure(&component.name, &f.name, FailureCause::Cancelled, "cancelled".into(), String::new()));
             }
             let vals = self.resolve_args(component, f, args)?;
-            self.call_one(component, f, &vals, &mut results, timeout, control)?;
+            self.call_one(component, f, func, &vals, &mut results, timeout)?;
             out.push(match (&result_ty, results.first()) {
                 (Some(t), Some(v)) => val_to_json(t, v, encoding),
                 _ => Json::Null,
@@ -301,27 +320,27 @@ impl Worker {
         Ok(vals)
     }
 
-    fn call_one(
-        &mut self,
-        component: &LoadedComponent,
-        f: &ExportedFunction,
-        args: &[Val],
-        results: &mut [Val],
-        timeout: Duration,
-        control: &Arc<TaskControl>,
-    ) -> Result<(), EngineFailure> {
+    fn func_for(&mut self, component: &LoadedComponent, f: &ExportedFunction) -> Result<wasmtime::component::Func, EngineFailure> {
         if std::mem::take(&mut self.panic_armed) {
             panic!("fault injection: engine {} panics in a call of {}", self.id, f.name);
         }
         let instance = self.instance_for(component, &f.name)?;
-        let Some(func) = instance.get_func(&mut self.store, &f.index) else {
-            return Err(self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new()));
-        };
-        self.store.data_mut().control = Some(control.clone());
+        instance
+            .get_func(&mut self.store, &f.index)
+            .ok_or_else(|| self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new()))
+    }
+
+    fn call_one(
+        &mut self,
+        component: &LoadedComponent,
+        f: &ExportedFunction,
+        func: wasmtime::component::Func,
+        args: &[Val],
+        results: &mut [Val],
+        timeout: Duration,
+    ) -> Result<(), EngineFailure> {
         self.arm_limits(timeout);
-        let outcome = func.call(&mut self.store, args, results);
-        self.store.data_mut().control = None;
-        match outcome {
+        match func.call(&mut self.store, args, results) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.after_trap(component, f, e, timeout)),
         }

@@ -163,7 +163,7 @@ impl ArrayForm {
 
     pub fn to_f64(&self) -> Vec<f64> {
         if self.dtype == Dtype::F64 {
-            return self.data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+            return f64s_from_le(&self.data);
         }
         (0..self.len())
             .map(|i| match self.get(i) {
@@ -177,6 +177,9 @@ impl ArrayForm {
 
     /// Integer elements as i64; `None` if the dtype is a float or a u64 overflows.
     pub fn to_i64(&self) -> Option<Vec<i64>> {
+        if self.dtype == Dtype::I64 {
+            return Some(self.data.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect());
+        }
         (0..self.len())
             .map(|i| match self.get(i) {
                 Num::I(v) => Some(v),
@@ -188,11 +191,7 @@ impl ArrayForm {
     }
 
     pub fn from_f64(shape: Vec<usize>, data: &[f64]) -> ArrayForm {
-        let mut bytes = Vec::with_capacity(data.len() * 8);
-        for v in data {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        ArrayForm { dtype: Dtype::F64, shape, data: bytes }
+        ArrayForm { dtype: Dtype::F64, shape, data: f64s_to_le(data) }
     }
 
     pub fn from_i64(shape: Vec<usize>, data: &[i64]) -> ArrayForm {
@@ -229,6 +228,20 @@ impl ArrayForm {
         }
         build(self, &self.shape, &mut offset)
     }
+}
+
+/// Little-endian bytes to f64s in one pass (a plain copy on little-endian
+/// machines: LLVM turns the loop into a memcpy).
+pub fn f64s_from_le(bytes: &[u8]) -> Vec<f64> {
+    bytes.chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
+}
+
+pub fn f64s_to_le(xs: &[f64]) -> Vec<u8> {
+    let mut out = vec![0u8; xs.len() * 8];
+    for (dst, x) in out.chunks_exact_mut(8).zip(xs) {
+        dst.copy_from_slice(&x.to_le_bytes());
+    }
+    out
 }
 
 pub fn num_to_json(n: Num) -> Json {
