@@ -100,6 +100,16 @@ fn compute_rows(rows: &mut Vec<Row>) {
     rows.push(row(format!("mandelbrot {w}x{h}x{iters}: native, 1 core"), t_native.as_secs_f64() * 1e3, "ms", None, ""));
     rows.push(row(format!("mandelbrot {w}x{h}x{iters}: wasm, 1 engine (incl. argument/result conversion)"), t_wasm.as_secs_f64() * 1e3, "ms", None, ""));
     rows.push(row("wasm / native speed (native time / wasm time)", t_native.as_secs_f64() / t_wasm.as_secs_f64(), "ratio", Some((">=", 0.8)), ""));
+    for epochs in [false, true] {
+        let t = bare_chunk(&xs, &ys, iters, epochs);
+        rows.push(row(
+            format!("  bare wasmtime mandel-chunk, same grid, epoch interruption {}", if epochs { "on" } else { "off" }),
+            t.as_secs_f64() * 1e3,
+            "ms",
+            None,
+            format!("native/bare = {:.2}", t_native.as_secs_f64() / t.as_secs_f64()),
+        ));
+    }
 
     // 2. N engines vs one, a grid that takes over a second serially (rows, balanced).
     let (w, h, iters) = (1500, 1000, 1000);
@@ -241,28 +251,52 @@ fn http_rows(rows: &mut Vec<Row>, dir: &Path) {
     let _ = rt.block_on(server.wait());
 }
 
-/// Per-call cost: bare wasmtime (no scheduler, no JSON) vs a wasmpar map.
-fn per_call_rows(rows: &mut Vec<Row>) {
-    use wasmtime::component::{Component, Linker, ResourceTable, Val};
-    use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-    struct Bare {
-        wasi: WasiCtx,
-        table: ResourceTable,
+struct Bare {
+    wasi: wasmtime_wasi::WasiCtx,
+    table: wasmtime::component::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for Bare {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
-    impl WasiView for Bare {
-        fn ctx(&mut self) -> WasiCtxView<'_> {
-            WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-        }
-    }
+}
+
+/// The Mandelbrot component in a bare wasmtime store (no wasmpar).
+fn bare_instance(epochs: bool) -> (wasmtime::Store<Bare>, wasmtime::component::Instance) {
+    use wasmtime::component::{Component, Linker, ResourceTable};
     let mut config = wasmtime::Config::new();
-    config.concurrency_support(false);
+    config.concurrency_support(false).epoch_interruption(epochs);
     let engine = wasmtime::Engine::new(&config).expect("engine");
     let component = Component::new(&engine, wasmpar::examples::MANDELBROT_BYTES).expect("component");
     let mut linker: Linker<Bare> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
     linker.define_unknown_imports_as_traps(&component).expect("stubs");
-    let mut store = wasmtime::Store::new(&engine, Bare { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() });
+    let mut store = wasmtime::Store::new(&engine, Bare { wasi: wasmtime_wasi::WasiCtxBuilder::new().build(), table: ResourceTable::new() });
+    store.set_epoch_deadline(u64::MAX);
     let instance = linker.instantiate(&mut store, &component).expect("instantiate");
+    (store, instance)
+}
+
+fn bare_chunk(xs: &[f64], ys: &[f64], iters: u32, epochs: bool) -> Duration {
+    use wasmtime::component::Val;
+    let (mut store, instance) = bare_instance(epochs);
+    let f = instance.get_func(&mut store, "mandel-chunk").expect("mandel-chunk");
+    let args = [
+        Val::List(xs.iter().map(|&x| Val::Float64(x)).collect()),
+        Val::List(ys.iter().map(|&y| Val::Float64(y)).collect()),
+        Val::U32(iters),
+    ];
+    let mut out = [Val::Bool(false)];
+    let start = Instant::now();
+    f.call(&mut store, &args, &mut out).expect("call");
+    start.elapsed()
+}
+
+/// Per-call cost: bare wasmtime (no scheduler, no JSON) vs a wasmpar map.
+fn per_call_rows(rows: &mut Vec<Row>) {
+    use wasmtime::component::Val;
+    let (mut store, instance) = bare_instance(false);
     let f = instance.get_func(&mut store, "mandel").expect("mandel");
     let calls = 200_000;
     let mut out = [Val::U32(0)];

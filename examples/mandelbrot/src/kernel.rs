@@ -7,14 +7,36 @@
 #[inline]
 pub fn mandel(x: f64, y: f64, max_iters: u32) -> u32 {
     let (mut zr, mut zi) = (0.0f64, 0.0f64);
-    for i in 0..max_iters {
-        // z = z*z + c, computed as Python's complex multiply does.
-        let r = zr * zr - zi * zi + x;
-        zi = 2.0 * zr * zi + y;
-        zr = r;
-        if zr * zr + zi * zi >= 4.0 {
-            return i;
-        }
+    // One step: z = z*z + c, computed as Python's complex multiply does;
+    // escaped once |z|² >= 4.
+    macro_rules! step {
+        ($i:expr) => {{
+            let r = zr * zr - zi * zi + x;
+            zi = 2.0 * zr * zi + y;
+            zr = r;
+            if zr * zr + zi * zi >= 4.0 {
+                return $i;
+            }
+        }};
+    }
+    // Eight steps per loop trip: the same arithmetic in the same order, but
+    // an eighth of the loop-header work — in wasm, that is where wasmtime's
+    // epoch-interruption check sits (it cost ~45% here, one check a step).
+    let mut i = 0;
+    while max_iters - i >= 8 {
+        step!(i);
+        step!(i + 1);
+        step!(i + 2);
+        step!(i + 3);
+        step!(i + 4);
+        step!(i + 5);
+        step!(i + 6);
+        step!(i + 7);
+        i += 8;
+    }
+    while i < max_iters {
+        step!(i);
+        i += 1;
     }
     max_iters
 }
