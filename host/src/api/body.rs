@@ -93,3 +93,57 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             .map_err(|rej| ApiError(Error::BadRequest(format!("bad path: {}", rej.body_text()))))
     }
 }
+
+/// A raw little-endian f64 body read straight into its final buffer: one
+/// copy from the network's chunks, none after (the fast push route).
+pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError> {
+    use futures::StreamExt;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(len) = declared.filter(|n| n % 8 == 0 && *n <= limit) else {
+        // Unknown or odd length: the general path (which also reports 413).
+        let bytes = read_bytes(req, limit).await?;
+        if bytes.len() % 8 != 0 {
+            return Err(ApiError(Error::BadRequest(format!("{} bytes is not a whole number of float64 items", bytes.len()))));
+        }
+        return Ok(crate::value::array::f64s_from_le(&bytes));
+    };
+    let mut out = vec![0f64; len / 8];
+    let mut filled = 0usize;
+    let mut stream = req.into_body().into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError(Error::BadRequest(format!("cannot read the request body: {e}"))))?;
+        if filled + chunk.len() > len {
+            return Err(ApiError(Error::BadRequest("the body is longer than its Content-Length".into())));
+        }
+        copy_le_bytes_into(&mut out, filled, &chunk);
+        filled += chunk.len();
+    }
+    if filled != len {
+        return Err(ApiError(Error::BadRequest(format!("the body ended after {filled} of {len} bytes"))));
+    }
+    Ok(out)
+}
+
+/// Copy little-endian bytes into `out` at byte offset `at`.
+fn copy_le_bytes_into(out: &mut [f64], at: usize, bytes: &[u8]) {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: every bit pattern is a valid f64, the byte view covers
+        // exactly `out`'s memory, and the caller keeps `at + bytes.len()`
+        // within it (checked above).
+        let view = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * 8) };
+        view[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        let mut view: Vec<u8> = out.iter().flat_map(|x| x.to_le_bytes()).collect();
+        view[at..at + bytes.len()].copy_from_slice(bytes);
+        for (x, c) in out.iter_mut().zip(view.chunks_exact(8)) {
+            *x = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::body::{read_bytes, ApiPath, ApiQuery, JsonBody};
+use super::body::{read_bytes, read_f64s, ApiPath, ApiQuery, JsonBody};
 use super::error::{ApiResult, ErrorBody};
 use super::wire::*;
 use super::AppState;
@@ -163,30 +163,36 @@ pub async fn push_raw(
 ) -> ApiResult<Json<EngineIds>> {
     use crate::value::{ArrayForm, Dtype};
     let dtype = Dtype::parse(&q.dtype).ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", q.dtype)))?;
-    let data = read_bytes(req, s.controller.runtime.limits.body_max).await?;
-    if data.len() % dtype.size() != 0 {
-        return Err(Error::BadRequest(format!("{} bytes is not a whole number of {} items", data.len(), dtype.name())).into());
-    }
-    let count = data.len() / dtype.size();
-    let shape: Vec<usize> = match &q.shape {
-        None => vec![count],
-        Some(text) => text
-            .split(',')
-            .map(|d| d.trim().parse::<usize>().map_err(|_| Error::BadRequest(format!("shape {text:?} is not a list of sizes"))))
-            .collect::<Result<_, _>>()?,
+    let limit = s.controller.runtime.limits.body_max;
+    let shape_of = |count: usize| -> Result<Vec<usize>, Error> {
+        let shape: Vec<usize> = match &q.shape {
+            None => vec![count],
+            Some(text) => text
+                .split(',')
+                .map(|d| d.trim().parse::<usize>().map_err(|_| Error::BadRequest(format!("shape {text:?} is not a list of sizes"))))
+                .collect::<Result<_, _>>()?,
+        };
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
+            return Err(Error::BadRequest(format!("shape {shape:?} does not hold {count} items")));
+        }
+        Ok(shape)
     };
-    if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
-        return Err(Error::BadRequest(format!("shape {shape:?} does not hold {count} items")).into());
-    }
     let value = if dtype == Dtype::F64 {
-        // The common case: one pass from the body straight into the values.
-        let floats = std::sync::Arc::new(crate::value::array::f64s_from_le(&data));
+        // The common case: from the network straight into the values.
+        let floats = read_f64s(req, limit).await?;
+        let shape = shape_of(floats.len())?;
+        let floats = std::sync::Arc::new(floats);
         if shape.len() == 1 {
             crate::engine::NsValue::FloatList(floats)
         } else {
             crate::engine::NsValue::FloatArray { shape, data: floats }
         }
     } else {
+        let data = read_bytes(req, limit).await?;
+        if data.len() % dtype.size() != 0 {
+            return Err(Error::BadRequest(format!("{} bytes is not a whole number of {} items", data.len(), dtype.name())).into());
+        }
+        let shape = shape_of(data.len() / dtype.size())?;
         crate::engine::NsValue::from_array(ArrayForm { dtype, shape, data: data.to_vec() })
     };
     let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;

@@ -37,6 +37,10 @@ impl TaskControl {
 pub enum Arg {
     Val(Val),
     Ref(String),
+    /// Row `row` of an array-form sequence, converted by the engine that runs
+    /// the call (in parallel, not on the controller). Only used where the
+    /// conversion cannot fail, so no type error is found late.
+    Row(Arc<crate::value::ArrayForm>, usize),
 }
 
 /// What a call printed and showed.

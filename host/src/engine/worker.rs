@@ -305,6 +305,14 @@ impl Worker {
         for (arg, (pname, ty)) in args.into_iter().zip(&f.params) {
             match arg {
                 Arg::Val(v) => vals.push(v),
+                Arg::Row(array, row) => {
+                    let stride: usize = array.shape[1..].iter().product();
+                    let mut offset = row * stride;
+                    match crate::value::array_to_val(ty, &array, &array.shape[1..], &mut offset, pname) {
+                        Ok(v) => vals.push(v),
+                        Err(e) => return Err(self.failure(&component.name, &f.name, FailureCause::Argument, e.to_string(), String::new())),
+                    }
+                }
                 Arg::Ref(name) => {
                     let converted = match self.store.data().namespace.get(&name) {
                         None => Err(format!("argument `{pname}`: global `{name}` is not set on engine {}", self.id)),

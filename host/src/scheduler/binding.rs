@@ -67,7 +67,22 @@ fn check_kwargs(f: &ExportedFunction, kwargs: &Map<String, Json>) -> Result<()> 
 /// A map/parallel sequence: a JSON list or an array form (items along axis 0).
 pub enum Sequence {
     Json(Vec<Json>),
-    Array(ArrayForm),
+    Array(std::sync::Arc<ArrayForm>),
+}
+
+/// Can every element of `dtype` become a `ty` without loss or range error,
+/// with `depth` list levels between? Then rows may be converted lazily.
+fn always_converts(ty: &Type, dtype: crate::value::Dtype, depth: usize) -> bool {
+    use crate::value::Dtype as D;
+    match (ty, depth) {
+        (Type::List(l), d) if d > 0 => always_converts(&l.ty(), dtype, d - 1),
+        (Type::Float64, 0) => !matches!(dtype, D::I64 | D::U64 | D::Bool),
+        (Type::S64, 0) => !matches!(dtype, D::F64 | D::F32 | D::U64 | D::Bool),
+        (Type::S32, 0) => matches!(dtype, D::I32 | D::I16 | D::I8 | D::U16 | D::U8),
+        (Type::U32, 0) => matches!(dtype, D::U32 | D::U16 | D::U8),
+        (Type::U8, 0) => matches!(dtype, D::U8),
+        _ => false,
+    }
 }
 
 impl Sequence {
@@ -75,7 +90,7 @@ impl Sequence {
         match v {
             Json::Array(items) => Ok(Sequence::Json(items)),
             Json::Object(obj) => match ArrayForm::from_json(&obj) {
-                Some(Ok(a)) if !a.shape.is_empty() => Ok(Sequence::Array(a)),
+                Some(Ok(a)) if !a.shape.is_empty() => Ok(Sequence::Array(std::sync::Arc::new(a))),
                 Some(Ok(_)) => Err(Error::BadRequest(format!("sequences[{index}]: a 0-dimensional array is not a sequence"))),
                 Some(Err(msg)) => Err(Error::BadRequest(format!("sequences[{index}]: {msg}"))),
                 None => Err(Error::BadRequest(format!("sequences[{index}]: expected a list or an array form, got an object"))),
@@ -106,6 +121,7 @@ impl Sequence {
                 None => json_to_val(ty, &items[i], path).map(Arg::Val),
             },
             Sequence::Array(a) if a.shape.len() == 1 => num_to_val(ty, a.get(i), path).map(Arg::Val),
+            Sequence::Array(a) if always_converts(ty, a.dtype, a.shape.len() - 1) => Ok(Arg::Row(a.clone(), i)),
             Sequence::Array(a) => {
                 let row: usize = a.shape[1..].iter().product();
                 let mut offset = i * row;
