@@ -15,16 +15,16 @@ use crate::Error;
 /// so that an ordinary client sees the answer instead of a reset connection.
 const DRAIN_BEYOND_LIMIT: usize = 256 << 20;
 
+fn content_length(req: &Request) -> Option<usize> {
+    req.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
 /// Reads the body up to `limit` bytes; past it, drains (a bounded amount)
 /// and answers 413 as JSON.
 pub async fn read_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     use futures::StreamExt;
     let too_large = || ApiError(Error::TooLarge(format!("the request body exceeds the limit of {limit} bytes")));
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = content_length(&req);
     if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BEYOND_LIMIT)) {
         return Err(too_large());
     }
@@ -98,11 +98,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
 /// copy from the network's chunks, none after (the fast push route).
 pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError> {
     use futures::StreamExt;
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = content_length(&req);
     let Some(len) = declared.filter(|n| n % 8 == 0 && *n <= limit) else {
         // Unknown or odd length: the general path (which also reports 413).
         let bytes = read_bytes(req, limit).await?;

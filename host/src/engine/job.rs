@@ -68,27 +68,30 @@ pub struct BatchOutcome {
     pub output: EngineOutput,
 }
 
-/// Calls of one function, run in order on one engine.
-pub struct CallBatch {
+/// What every call of a task shares: the function, how results are
+/// written, the per-call deadline, and the task's cancel flag and progress.
+#[derive(Clone)]
+pub struct CallSpec {
     pub component: Arc<LoadedComponent>,
     pub function: usize,
-    pub calls: Vec<Vec<Arg>>,
     pub encoding: Encoding,
     pub timeout: Duration,
     pub control: Arc<TaskControl>,
 }
 
+/// Calls of one function, run in order on one engine.
+pub struct CallBatch {
+    pub spec: CallSpec,
+    pub calls: Vec<Vec<Arg>>,
+}
+
 /// A load-balanced map: batches that whichever engine is free takes next.
 pub struct BalancedWork {
-    pub component: Arc<LoadedComponent>,
-    pub function: usize,
+    pub spec: CallSpec,
     pub batches: Vec<Mutex<Option<Vec<Vec<Arg>>>>>,
     pub next: AtomicUsize,
     /// Set after a failure: no new batches are taken, running ones finish.
     pub stop: AtomicBool,
-    pub encoding: Encoding,
-    pub timeout: Duration,
-    pub control: Arc<TaskControl>,
     pub sink: mpsc::UnboundedSender<BatchOutcome>,
 }
 
@@ -96,7 +99,7 @@ impl BalancedWork {
     /// The next batch nobody has taken, with its index.
     pub fn take(&self) -> Option<(usize, Vec<Vec<Arg>>)> {
         loop {
-            if self.control.is_cancelled() || self.stop.load(Ordering::SeqCst) {
+            if self.spec.control.is_cancelled() || self.stop.load(Ordering::SeqCst) {
                 return None;
             }
             let i = self.next.fetch_add(1, Ordering::SeqCst);

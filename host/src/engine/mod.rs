@@ -22,7 +22,7 @@ pub mod output;
 mod pool;
 mod worker;
 
-pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, EngineOutput, Job, TaskControl};
+pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, TaskControl};
 pub use namespace::{Namespace, NsValue};
 pub use pool::{EngineInfo, EnginePool, EngineStatus};
 pub use worker::EngineState;

@@ -14,7 +14,7 @@ use wasmtime::component::{Instance, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::job::{Arg, BatchOutcome, EngineOutput, Job, TaskControl};
+use super::job::{Arg, BatchOutcome, CallSpec, EngineOutput, Job, TaskControl};
 use super::limiter::EngineLimiter;
 use super::output::CapturedStream;
 use super::pool::EngineInfo;
@@ -184,22 +184,14 @@ impl Worker {
 
     /// `run_batch`, with a panic turned into an `engine` failure after the
     /// engine has recovered.
-    fn run_batch_guarded(
-        &mut self,
-        component: &Arc<LoadedComponent>,
-        function: usize,
-        calls: Vec<Vec<Arg>>,
-        encoding: Encoding,
-        timeout: Duration,
-        control: &Arc<TaskControl>,
-    ) -> Result<Vec<Json>, EngineFailure> {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(component, function, calls, encoding, timeout, control))) {
+    fn run_batch_guarded(&mut self, spec: &CallSpec, calls: Vec<Vec<Arg>>) -> Result<Vec<Json>, EngineFailure> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(spec, calls))) {
             Ok(r) => r,
             Err(_) => {
                 self.recover_from_panic();
                 let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept)", self.id);
-                let name = component.functions.get(function).map_or("?", |f| f.name.as_str());
-                Err(self.failure(&component.name, name, FailureCause::Engine, msg, String::new()))
+                let name = spec.component.functions.get(spec.function).map_or("?", |f| f.name.as_str());
+                Err(self.failure(&spec.component.name, name, FailureCause::Engine, msg, String::new()))
             }
         }
     }
@@ -207,14 +199,14 @@ impl Worker {
     fn handle(&mut self, job: Job) {
         match job {
             Job::Call { batch, reply } => {
-                let results = self.run_batch_guarded(&batch.component, batch.function, batch.calls, batch.encoding, batch.timeout, &batch.control);
+                let results = self.run_batch_guarded(&batch.spec, batch.calls);
                 let output = self.store.data_mut().take_output();
                 self.account_job();
                 let _ = reply.send(BatchOutcome { engine: self.id, batch: 0, results, output });
             }
             Job::Balanced(work) => {
                 while let Some((index, calls)) = work.take() {
-                    let results = self.run_batch_guarded(&work.component, work.function, calls, work.encoding, work.timeout, &work.control);
+                    let results = self.run_batch_guarded(&work.spec, calls);
                     let output = self.store.data_mut().take_output();
                     if work.sink.send(BatchOutcome { engine: self.id, batch: index, results, output }).is_err() {
                         break;
@@ -251,34 +243,20 @@ impl Worker {
         }
     }
 
-    fn run_batch(
-        &mut self,
-        component: &Arc<LoadedComponent>,
-        function: usize,
-        calls: Vec<Vec<Arg>>,
-        encoding: Encoding,
-        timeout: Duration,
-        control: &Arc<TaskControl>,
-    ) -> Result<Vec<Json>, EngineFailure> {
-        let Some(f) = component.functions.get(function) else {
-            return Err(self.failure(&component.name, "?", FailureCause::Argument, "no such function".into(), String::new()));
+    fn run_batch(&mut self, spec: &CallSpec, calls: Vec<Vec<Arg>>) -> Result<Vec<Json>, EngineFailure> {
+        let Some(f) = spec.component.functions.get(spec.function) else {
+            return Err(self.failure(&spec.component.name, "?", FailureCause::Argument, "no such function".into(), String::new()));
         };
-        self.store.data_mut().control = Some(control.clone());
-        let outcome = self.run_calls(component, f, calls, encoding, timeout, control);
+        self.store.data_mut().control = Some(spec.control.clone());
+        let outcome = self.run_calls(spec, f, calls);
         // A finished task's cancel flag must not interrupt what runs next.
         self.store.data_mut().control = None;
         outcome
     }
 
-    fn run_calls(
-        &mut self,
-        component: &Arc<LoadedComponent>,
-        f: &ExportedFunction,
-        calls: Vec<Vec<Arg>>,
-        encoding: Encoding,
-        timeout: Duration,
-        control: &Arc<TaskControl>,
-    ) -> Result<Vec<Json>, EngineFailure> {
+    fn run_calls(&mut self, spec: &CallSpec, f: &ExportedFunction, calls: Vec<Vec<Arg>>) -> Result<Vec<Json>, EngineFailure> {
+        let CallSpec { component, encoding, timeout, control, .. } = spec;
+        let (encoding, timeout) = (*encoding, *timeout);
         let result_ty = f.results.first().cloned();
         let mut out = Vec::with_capacity(calls.len());
         let mut results = vec![Val::Bool(false); f.results.len()];

@@ -25,7 +25,7 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::types::Type;
 
-use crate::engine::{Arg, BalancedWork, BatchOutcome, CallBatch, EngineOutput, EnginePool, Job, NsValue};
+use crate::engine::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, EnginePool, Job, NsValue};
 use crate::error::{EngineFailure, FailureCause};
 use crate::runtime::{interface_matches_pub as interface_matches, LoadedComponent, Runtime, HOST_INTERFACES};
 use crate::value::{ArrayForm, Dtype, Encoding};
@@ -208,14 +208,8 @@ impl Controller {
             return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));
         }
         let result_ty = f.results.first().cloned();
-        let batch = |calls: Vec<Vec<Arg>>, control| CallBatch {
-            component: component.clone(),
-            function,
-            calls,
-            encoding: spec.result_encoding,
-            timeout,
-            control,
-        };
+        let call_spec = |control| CallSpec { component: component.clone(), function, encoding: spec.result_encoding, timeout, control };
+        let batch = |calls: Vec<Vec<Arg>>, control| CallBatch { spec: call_spec(control), calls };
 
         match (spec.op, selection) {
             (Op::Apply, Selection::Direct(ids)) => {
@@ -258,7 +252,8 @@ impl Controller {
                     None => partition::automatic_chunksize(len, capable.len()),
                 };
                 let record = TaskRecord::new(spec.op, &component.name, &f.name, len, capable.clone());
-                self.start_balanced(record, component.clone(), function, calls, chunksize, capable, spec, timeout, result_ty)
+                let work = call_spec(record.control.clone());
+                self.start_balanced(record, work, calls, chunksize, capable, spec.ordered, result_ty)
             }
             (Op::Parallel, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
@@ -314,17 +309,14 @@ impl Controller {
         Ok(record)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_balanced(
         self: &Arc<Self>,
         record: Arc<TaskRecord>,
-        component: Arc<LoadedComponent>,
-        function: usize,
+        call_spec: CallSpec,
         calls: Vec<Vec<Arg>>,
         chunksize: usize,
         engines: Vec<usize>,
-        spec: TaskSpec,
-        timeout: Duration,
+        ordered: bool,
         result_ty: Option<Type>,
     ) -> Result<Arc<TaskRecord>> {
         self.pool.check_capacity(&engines)?;
@@ -337,17 +329,8 @@ impl Controller {
         batches.reverse();
         let n_batches = batches.len();
         let (sink, mut results) = mpsc::unbounded_channel();
-        let work = Arc::new(BalancedWork {
-            component,
-            function,
-            batches,
-            next: Default::default(),
-            stop: Default::default(),
-            encoding: spec.result_encoding,
-            timeout,
-            control: record.control.clone(),
-            sink,
-        });
+        let encoding = call_spec.encoding;
+        let work = Arc::new(BalancedWork { spec: call_spec, batches, next: Default::default(), stop: Default::default(), sink });
         self.tasks.insert(record.clone());
         for &id in &engines {
             if let Err(e) = self.pool.send(id, Job::Balanced(work.clone())) {
@@ -356,7 +339,6 @@ impl Controller {
         }
         record.mark_running();
         let task = record.clone();
-        let (ordered, encoding) = (spec.ordered, spec.result_encoding);
         tokio::spawn(async move {
             let mut slots: Vec<Option<Vec<Json>>> = vec![None; n_batches];
             let mut arrival: Vec<usize> = Vec::with_capacity(n_batches);
