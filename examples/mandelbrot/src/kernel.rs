@@ -19,11 +19,12 @@ pub fn mandel(x: f64, y: f64, max_iters: u32) -> u32 {
             }
         }};
     }
-    // Eight steps per loop trip: the same arithmetic in the same order, but
-    // an eighth of the loop-header work — in wasm, that is where wasmtime's
-    // epoch-interruption check sits (it cost ~45% here, one check a step).
+    // Sixteen steps per loop trip: the same arithmetic in the same order,
+    // but a sixteenth of the loop-header work — in wasm, that is where
+    // wasmtime's epoch-interruption check sits (it cost ~45% here at one
+    // check a step).
     let mut i = 0;
-    while max_iters - i >= 8 {
+    while max_iters - i >= 16 {
         step!(i);
         step!(i + 1);
         step!(i + 2);
@@ -32,7 +33,15 @@ pub fn mandel(x: f64, y: f64, max_iters: u32) -> u32 {
         step!(i + 5);
         step!(i + 6);
         step!(i + 7);
-        i += 8;
+        step!(i + 8);
+        step!(i + 9);
+        step!(i + 10);
+        step!(i + 11);
+        step!(i + 12);
+        step!(i + 13);
+        step!(i + 14);
+        step!(i + 15);
+        i += 16;
     }
     while i < max_iters {
         step!(i);
