@@ -88,7 +88,9 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
     let task = s.controller.submit(spec)?;
     if block {
         task.wait(Duration::MAX).await;
-        Ok((StatusCode::OK, Json(task.view())))
+        let view = task.view();
+        task.mark_delivered();
+        Ok((StatusCode::OK, Json(view)))
     } else {
         Ok((StatusCode::ACCEPTED, Json(task.view())))
     }

@@ -5,6 +5,9 @@
 //! - A record moves pending → running → done | failed | cancelled, once.
 //! - Finished records are kept: at most `tasks_kept` of them, evicting the
 //!   oldest finished first, but never one younger than `tasks_min_age`.
+//! - A result answered in full to a blocking request is not kept twice: the
+//!   record drops its result and outputs (`delivered: true`) and keeps its
+//!   status, error and timing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -115,6 +118,11 @@ pub struct TaskView {
     pub outputs: Vec<EngineOutput>,
     pub error: Option<TaskError>,
     pub timing: Timing,
+    /// True once the result and outputs went out in a blocking answer; the
+    /// record then keeps only status, error and timing (memory stays bounded
+    /// under load).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub delivered: bool,
 }
 
 struct TaskState {
@@ -126,6 +134,7 @@ struct TaskState {
     completed: Option<DateTime<Utc>>,
     wall: Option<Duration>,
     engines: Vec<usize>,
+    delivered: bool,
 }
 
 pub struct TaskRecord {
@@ -162,6 +171,7 @@ impl TaskRecord {
                 completed: None,
                 wall: None,
                 engines,
+                delivered: false,
             }),
             finished,
         })
@@ -218,6 +228,17 @@ impl TaskRecord {
         let _ = tokio::time::timeout(timeout, rx.wait_for(|done| *done)).await;
     }
 
+    /// The finished task was answered in full to a blocking request: drop
+    /// its bulky parts.
+    pub fn mark_delivered(&self) {
+        let mut s = self.state.lock();
+        if s.status.is_finished() {
+            s.delivered = true;
+            s.result = None;
+            s.outputs = Vec::new();
+        }
+    }
+
     pub fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.state.lock().completed
     }
@@ -242,6 +263,7 @@ impl TaskRecord {
                 completed: s.completed,
                 wall_ms: s.wall.unwrap_or_else(|| self.submitted_at.elapsed()).as_secs_f64() * 1e3,
             },
+            delivered: s.delivered,
         }
     }
 }
