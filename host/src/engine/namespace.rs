@@ -141,6 +141,15 @@ impl NsValue {
     }
 
     pub fn from_array(a: ArrayForm) -> NsValue {
+        if a.shape.is_empty() {
+            // A 0-dimensional array is a scalar.
+            return match a.get(0) {
+                crate::value::Num::F(f) => NsValue::Float(f),
+                crate::value::Num::I(i) => NsValue::Int(i),
+                crate::value::Num::U(u) => i64::try_from(u).map_or(NsValue::Float(u as f64), NsValue::Int),
+                crate::value::Num::B(b) => NsValue::Bool(b),
+            };
+        }
         let one_d = a.shape.len() == 1;
         if a.dtype == Dtype::U8 && one_d {
             return NsValue::Bytes(Arc::new(a.data));
@@ -211,7 +220,15 @@ impl NsValue {
 
     /// Rows `start..end` along the first axis, as a value of the same kind.
     pub fn slice(&self, start: usize, end: usize) -> Option<NsValue> {
-        let row = |shape: &[usize]| shape[1..].iter().product::<usize>();
+        if start > end || end > self.len()? {
+            return None;
+        }
+        if let NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } = self {
+            if shape.is_empty() {
+                return None;
+            }
+        }
+        let row = |shape: &[usize]| shape.iter().skip(1).product::<usize>();
         Some(match self {
             NsValue::Bytes(v) => NsValue::Bytes(Arc::new(v[start..end].to_vec())),
             NsValue::IntList(v) => NsValue::IntList(Arc::new(v[start..end].to_vec())),
@@ -350,17 +367,17 @@ impl NsValue {
             NsValue::IntList(_) => cat_list!(IntList),
             NsValue::FloatList(_) => cat_list!(FloatList),
             NsValue::TextList(_) => cat_list!(TextList),
-            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } => {
+            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } if !shape.is_empty() => {
                 let tail = shape[1..].to_vec();
                 let mut rows = 0;
                 let (mut f, mut i) = (Vec::new(), Vec::new());
                 for p in parts {
                     match p {
-                        NsValue::FloatArray { shape: s, data } if s[1..] == tail[..] && matches!(first, NsValue::FloatArray { .. }) => {
+                        NsValue::FloatArray { shape: s, data } if s.get(1..) == Some(&tail[..]) && matches!(first, NsValue::FloatArray { .. }) => {
                             rows += s[0];
                             f.extend_from_slice(data);
                         }
-                        NsValue::IntArray { shape: s, data } if s[1..] == tail[..] && matches!(first, NsValue::IntArray { .. }) => {
+                        NsValue::IntArray { shape: s, data } if s.get(1..) == Some(&tail[..]) && matches!(first, NsValue::IntArray { .. }) => {
                             rows += s[0];
                             i.extend_from_slice(data);
                         }
@@ -396,6 +413,15 @@ mod tests {
         );
         assert!(matches!(NsValue::from_json(&json!({"k": [1, {"x": 2}]})), Ok(NsValue::Json(_))));
         assert_eq!(NsValue::from_json(&json!({"k": 1})).map(|v| v.to_json(Encoding::Json)).ok(), Some(json!({"k": 1})));
+    }
+
+    #[test]
+    fn zero_dimensional_arrays_are_scalars_and_never_panic() {
+        let a = ArrayForm::from_f64(vec![], &[2.5]);
+        assert_eq!(NsValue::from_array(a), NsValue::Float(2.5));
+        let odd = NsValue::FloatArray { shape: vec![], data: Arc::new(vec![1.0]) };
+        assert_eq!(odd.slice(0, 0), None);
+        assert!(NsValue::concat(&[odd.clone(), odd]).is_err());
     }
 
     #[test]
