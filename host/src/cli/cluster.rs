@@ -52,6 +52,15 @@ pub struct StartArgs {
     /// Jobs queued per engine before new work gets 429.
     #[arg(long, default_value_t = 100_000)]
     pub queue_max: usize,
+    /// Longest map/parallel sequence accepted in one task.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub max_sequence: usize,
+    /// Finished tasks kept for later GETs (each at least --tasks-min-age-s).
+    #[arg(long, default_value_t = 10_000)]
+    pub tasks_kept: usize,
+    /// Seconds a finished task is kept at least.
+    #[arg(long, default_value_t = 3600)]
+    pub tasks_min_age_s: u64,
     /// Where compiled components are cached.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -77,6 +86,9 @@ impl StartArgs {
         l.upload_max = self.upload_max_mib << 20;
         l.body_max = self.body_max_mib << 20;
         l.queue_max = self.queue_max;
+        l.max_sequence_len = self.max_sequence;
+        l.tasks_kept = self.tasks_kept;
+        l.tasks_min_age = Duration::from_secs(self.tasks_min_age_s);
         if let Some(d) = &self.cache_dir {
             l.cache_dir = Some(d.clone());
         }

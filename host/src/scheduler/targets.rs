@@ -129,7 +129,8 @@ pub fn python_slice(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) 
         let mut i = a;
         while i < b {
             out.push(i as usize);
-            i += step;
+            let Some(next) = i.checked_add(step) else { break };
+            i = next;
         }
     } else {
         let a = start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1));
@@ -137,7 +138,8 @@ pub fn python_slice(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) 
         let mut i = a;
         while i > b {
             out.push(i as usize);
-            i += step;
+            let Some(next) = i.checked_add(step) else { break };
+            i = next;
         }
     }
     Ok(out)
@@ -167,6 +169,8 @@ mod tests {
         assert_eq!(s("1,3"), vec![1, 3]);
         assert_eq!(s("[1, 3]"), vec![1, 3]);
         assert_eq!(s("2:100"), vec![2, 3, 4, 5, 6, 7]);
+        assert_eq!(s("1::9223372036854775807"), vec![1]);
+        assert_eq!(s("-2::-9223372036854775808"), vec![6]);
         assert_eq!(direct(Targets::Id(2), 8), vec![2]);
         assert_eq!(direct(Targets::List(vec![1, 3]), 8), vec![1, 3]);
     }
