@@ -17,6 +17,7 @@ use super::output::Printer;
 use crate::engine::EnginePool;
 use crate::runtime::{Limits, Runtime};
 use crate::scheduler::{Controller, TaskSpec};
+use crate::value::ArrayForm;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -119,9 +120,9 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<ExitCode> {
 }
 
 struct Grid {
-    /// One list of x and one of y per row.
-    xs_rows: Vec<Json>,
-    ys_rows: Vec<Json>,
+    /// x and y of every point, one row per grid line (2-D array forms).
+    xs_rows: Json,
+    ys_rows: Json,
     xs_flat: Vec<f64>,
     ys_flat: Vec<f64>,
     max_iters: u32,
@@ -129,11 +130,13 @@ struct Grid {
 
 impl Grid {
     fn new(xs: &[f64], ys: &[f64], max_iters: u32) -> Grid {
-        let row_x = Json::from(xs.to_vec());
-        let xs_rows = ys.iter().map(|_| row_x.clone()).collect();
-        let ys_rows = ys.iter().map(|&y| Json::from(vec![y; xs.len()])).collect();
-        let xs_flat = ys.iter().flat_map(|_| xs.iter().copied()).collect();
-        let ys_flat = ys.iter().flat_map(|&y| std::iter::repeat_n(y, xs.len())).collect();
+        let xs_flat: Vec<f64> = ys.iter().flat_map(|_| xs.iter().copied()).collect();
+        let ys_flat: Vec<f64> = ys.iter().flat_map(|&y| std::iter::repeat_n(y, xs.len())).collect();
+        // Rows as 2-D array forms, as a numpy client would send them: the
+        // engines turn each row into component values themselves, in parallel.
+        let shape = [ys.len(), xs.len()];
+        let xs_rows = ArrayForm::from_f64(shape.to_vec(), &xs_flat).to_json();
+        let ys_rows = ArrayForm::from_f64(shape.to_vec(), &ys_flat).to_json();
         Grid { xs_rows, ys_rows, xs_flat, ys_flat, max_iters }
     }
 
