@@ -77,22 +77,22 @@ impl StartArgs {
         if !(self.call_timeout.is_finite() && self.call_timeout > 0.0) {
             bail!("--call-timeout must be a positive number of seconds");
         }
-        let mut l = Limits::default();
-        l.call_timeout = Duration::from_secs_f64(self.call_timeout);
-        l.memory_per_engine = self.memory_mib << 20;
-        l.max_wasm_stack = self.stack_kib << 10;
-        l.fuel = self.fuel;
-        l.output_cap = self.output_kib << 10;
-        l.upload_max = self.upload_max_mib << 20;
-        l.body_max = self.body_max_mib << 20;
-        l.queue_max = self.queue_max;
-        l.max_sequence_len = self.max_sequence;
-        l.tasks_kept = self.tasks_kept;
-        l.tasks_min_age = Duration::from_secs(self.tasks_min_age_s);
-        if let Some(d) = &self.cache_dir {
-            l.cache_dir = Some(d.clone());
-        }
-        Ok(l)
+        let defaults = Limits::default();
+        Ok(Limits {
+            call_timeout: Duration::from_secs_f64(self.call_timeout),
+            memory_per_engine: self.memory_mib << 20,
+            max_wasm_stack: self.stack_kib << 10,
+            fuel: self.fuel,
+            output_cap: self.output_kib << 10,
+            upload_max: self.upload_max_mib << 20,
+            body_max: self.body_max_mib << 20,
+            queue_max: self.queue_max,
+            max_sequence_len: self.max_sequence,
+            tasks_kept: self.tasks_kept,
+            tasks_min_age: Duration::from_secs(self.tasks_min_age_s),
+            cache_dir: self.cache_dir.clone().or(defaults.cache_dir.clone()),
+            ..defaults
+        })
     }
 }
 

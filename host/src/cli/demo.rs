@@ -54,8 +54,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<ExitCode> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let t0 = Instant::now();
-    let mut limits = Limits::default();
-    limits.call_timeout = Duration::from_secs(600);
+    let limits = Limits { call_timeout: Duration::from_secs(600), ..Limits::default() };
     let pool = EnginePool::start(Runtime::new(limits)?, n)?;
     let controller = Controller::new(pool);
     controller.runtime.components.add("mandelbrot", crate::examples::MANDELBROT_BYTES)?;

@@ -207,7 +207,7 @@ impl NsValue {
     }
 
     /// Items along the first axis (for scatter and gather), or `None` for scalars.
-    pub fn len(&self) -> Option<usize> {
+    pub fn rows(&self) -> Option<usize> {
         Some(match self {
             NsValue::Bytes(v) => v.len(),
             NsValue::IntList(v) => v.len(),
@@ -220,7 +220,7 @@ impl NsValue {
 
     /// Rows `start..end` along the first axis, as a value of the same kind.
     pub fn slice(&self, start: usize, end: usize) -> Option<NsValue> {
-        if start > end || end > self.len()? {
+        if start > end || end > self.rows()? {
             return None;
         }
         if let NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } = self {

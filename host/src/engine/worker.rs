@@ -312,7 +312,7 @@ impl Worker {
         }
         let instance = self.instance_for(component, &f.name)?;
         instance
-            .get_func(&mut self.store, &f.index)
+            .get_func(&mut self.store, f.index)
             .ok_or_else(|| self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new()))
     }
 
@@ -458,7 +458,7 @@ impl Worker {
             for f in component.functions.iter().filter(|f| f.name.starts_with(&format!("{iface}#"))) {
                 let fname = f.name[iface.len() + 1..].to_string();
                 let func = instance
-                    .get_func(&mut self.store, &f.index)
+                    .get_func(&mut self.store, f.index)
                     .ok_or_else(|| format!("library `{}` lost its export {fname}", component.name))?;
                 linker_iface
                     .func_new(&fname, move |mut store, _ty, params, results| func.call(&mut store, params, results))

@@ -268,21 +268,28 @@ impl TaskRecord {
     }
 }
 
+/// Tasks by id, and their ids in submission order (for eviction).
+#[derive(Default)]
+struct TaskIndex {
+    by_id: HashMap<String, Arc<TaskRecord>>,
+    order: VecDeque<String>,
+}
+
 /// Every task still known, by id.
 pub struct TaskTable {
-    tasks: Mutex<(HashMap<String, Arc<TaskRecord>>, VecDeque<String>)>,
+    tasks: Mutex<TaskIndex>,
     kept: usize,
     min_age: Duration,
 }
 
 impl TaskTable {
     pub fn new(kept: usize, min_age: Duration) -> Self {
-        TaskTable { tasks: Mutex::new((HashMap::new(), VecDeque::new())), kept, min_age }
+        TaskTable { tasks: Mutex::new(TaskIndex::default()), kept, min_age }
     }
 
     pub fn insert(&self, task: Arc<TaskRecord>) {
         let mut guard = self.tasks.lock();
-        let (map, order) = &mut *guard;
+        let TaskIndex { by_id: map, order } = &mut *guard;
         order.push_back(task.id.clone());
         map.insert(task.id.clone(), task);
         // Evict the oldest finished tasks beyond the bound, sparing young ones.
@@ -302,11 +309,11 @@ impl TaskTable {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<TaskRecord>> {
-        self.tasks.lock().0.get(id).cloned()
+        self.tasks.lock().by_id.get(id).cloned()
     }
 
     pub fn len(&self) -> usize {
-        self.tasks.lock().0.len()
+        self.tasks.lock().by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
