@@ -128,20 +128,34 @@ fn cancel_interrupts_running_calls_and_drops_queued_work() {
     let s = TestServer::start(2);
     s.upload_seed();
     mark(&s);
+    let cancel = |id: &str| {
+        let start = Instant::now();
+        let (status, t) = s.call("DELETE", &format!("/v1/tasks/{id}"), None);
+        assert_eq!(status, 200);
+        assert!(start.elapsed() < Duration::from_secs(5), "cancel answers promptly");
+        t
+    };
+    // Running calls on every engine are interrupted.
     let (status, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "seed", "function": "spin", "block": false})));
     assert_eq!(status, 202, "{t}");
-    let id = t["id"].as_str().expect("id").to_string();
-    // Queued behind it: a balanced map that must be dropped, not run.
-    let (_, queued) = s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "seed", "function": "spin",
-        "sequences": [], "targets": "balanced", "block": false})));
     std::thread::sleep(Duration::from_millis(100));
-    let start = Instant::now();
-    let (status, t) = s.call("DELETE", &format!("/v1/tasks/{id}"), None);
-    assert_eq!(status, 200);
+    let t = cancel(t["id"].as_str().expect("id"));
     assert_eq!(t["status"], "cancelled", "{t}");
     assert_eq!(t["error"]["kind"], "Cancelled");
-    assert!(start.elapsed() < Duration::from_secs(5));
-    let _ = queued;
+    // A balanced map: two long calls running, eight batches queued behind
+    // them; the running ones are interrupted and the queued ones never run.
+    let long = vec![2_000_000_000u32; 10];
+    let (_, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "seed", "function": "shout",
+        "sequences": [long], "targets": "balanced", "chunksize": 1, "block": false})));
+    std::thread::sleep(Duration::from_millis(200));
+    let id = t["id"].as_str().expect("id").to_string();
+    let (_, running) = s.call("GET", &format!("/v1/tasks/{id}"), None);
+    assert_eq!(running["status"], "running", "{running}");
+    let t = cancel(&id);
+    assert_eq!(t["status"], "cancelled", "{t}");
+    assert_eq!(t["progress"], json!({"done": 0, "total": 10}), "no queued batch ran");
+    let (_, e) = s.call("GET", "/v1/engines", None);
+    assert!(e["engines"].as_array().expect("engines").iter().all(|e| e["queued"] == 0), "{e}");
     assert_marked(&s, 2);
     s.assert_healthy(2);
 }
