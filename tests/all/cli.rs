@@ -199,6 +199,20 @@ fn namespace_commands_push_pull_scatter_gather() {
     c.ok(&["px", "seed/squares"]);
     let (_, v) = c.json(&["gather", "y"]);
     assert_eq!(v["values"], json!((0..24).map(|i| i * i).collect::<Vec<i64>>()));
+    // A numpy .npy file goes through the raw-bytes route.
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend([0.5f64, -1.25, 3.0, 1e-300].iter().flat_map(|x| x.to_le_bytes()));
+    let path = c.dir.join("m.npy");
+    std::fs::write(&path, npy).expect("write npy");
+    let out = c.ok(&["push", &format!("m=@{}", path.display()), "c=7", "-t", "1:3"]);
+    assert!(out.contains("pushed m, c to engines 1, 2"), "{out}");
+    let (_, v) = c.json(&["pull", "m", "c", "-t", "2"]);
+    assert_eq!(v["values"][0], json!({"m": [[0.5, -1.25], [3.0, 1e-300]], "c": 7}));
+    std::fs::write(&path, b"not npy").expect("write");
+    assert!(c.fails(&["push", &format!("m=@{}", path.display())]).contains("is not a .npy file"));
     assert!(c.fails(&["pull", "nothere"]).contains("name `nothere` not found on engine 0"));
     assert!(c.fails(&["push", "novalue"]).contains("is not name=value"));
     assert!(c.fails(&["gather", "a"]).contains("only lists and arrays can be gathered"));

@@ -4,6 +4,7 @@
 mod args;
 mod cluster;
 mod demo;
+mod npy;
 mod output;
 
 use std::path::PathBuf;
@@ -244,16 +245,30 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
         Command::Parallel(a) => call(&cli, "parallel", a, p, false),
         Command::Px(a) => call(&cli, "apply", a, p, true),
         Command::Push { assignments, targets } => {
+            let c = client(&cli)?;
             let mut values = Map::new();
+            let mut names = Vec::new();
+            let mut v = Json::Null;
             for a in assignments {
-                let (k, v) = args::parse_assignment(a)?;
-                values.insert(k, v);
+                // NAME=@file.npy goes as raw bytes through the binary route.
+                if let Some((name, path)) = a.split_once("=@").filter(|(_, p)| p.ends_with(".npy")) {
+                    let arr = npy::read(path)?;
+                    let shape = arr.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+                    let query = format!("dtype={}&shape={}&targets={}", urlencode(&arr.descr), urlencode(&shape), urlencode(targets));
+                    v = c.put_bytes(&format!("/v1/namespace/{}?{query}", urlencode(name)), arr.data)?;
+                } else {
+                    let (k, val) = args::parse_assignment(a)?;
+                    values.insert(k, val);
+                }
+                names.push(a.split('=').next().unwrap_or("").to_string());
             }
-            let v = client(&cli)?.put("/v1/namespace", &json!({"targets": args::parse_targets(targets), "values": values}))?;
+            if !values.is_empty() {
+                v = c.put("/v1/namespace", &json!({"targets": args::parse_targets(targets), "values": values}))?;
+            }
             if p.json {
                 p.print_json(&v);
             } else {
-                println!("pushed {} to engines {}", values.keys().cloned().collect::<Vec<_>>().join(", "), list_ids(&v["engines"]));
+                println!("pushed {} to engines {}", names.join(", "), list_ids(&v["engines"]));
             }
             Ok(ExitCode::SUCCESS)
         }

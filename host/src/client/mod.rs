@@ -87,6 +87,11 @@ impl Client {
         self.json(self.req(reqwest::Method::PUT, path).json(body))
     }
 
+    /// PUT raw bytes (the binary namespace route).
+    pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<Json> {
+        self.json(self.req(reqwest::Method::PUT, path).header("content-type", "application/octet-stream").body(bytes))
+    }
+
     pub fn delete(&self, path: &str) -> Result<Option<Json>> {
         let resp = self.send(self.req(reqwest::Method::DELETE, path))?;
         if resp.status() == reqwest::StatusCode::NO_CONTENT {
