@@ -369,9 +369,9 @@ impl Worker {
                 } else {
                     format!("cannot instantiate `{}`: {e:#}", component.name)
                 };
-                if refused {
-                    self.rebuild_store();
-                }
+                // A trap during instantiation (a start function, the memory
+                // cap) marks the store trapped like any other.
+                self.rebuild_store();
                 Err(self.failure(&component.name, function, FailureCause::Trap, msg, String::new()))
             }
         }
@@ -450,9 +450,15 @@ impl Worker {
             .instantiate_pre(&component.component)
             .map_err(|e| format!("cannot link library `{}` on engine {}: {e:#}", component.name, self.id))?;
         self.arm_limits(self.runtime.limits.call_timeout);
-        let instance = pre
-            .instantiate(&mut self.store)
-            .map_err(|e| format!("cannot instantiate library `{}` on engine {}: {e:#}", component.name, self.id))?;
+        let instance = match pre.instantiate(&mut self.store) {
+            Ok(i) => i,
+            Err(e) => {
+                // The store may be marked trapped now; the libraries installed
+                // so far are re-instantiated in a fresh one.
+                self.rebuild_store();
+                return Err(format!("cannot instantiate library `{}` on engine {}: {e:#}", component.name, self.id));
+            }
+        };
         for iface in &component.interfaces {
             let mut linker_iface = self.linker.instance(iface).map_err(|e| format!("{e:#}"))?;
             for f in component.functions.iter().filter(|f| f.name.starts_with(&format!("{iface}#"))) {
