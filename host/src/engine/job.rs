@@ -124,3 +124,11 @@ pub enum Job {
     /// its next call, as a host bug would.
     Panic,
 }
+
+impl Job {
+    /// Whether the job is work a client asked for, counted in `queued` (and
+    /// so in backpressure); housekeeping jobs are not.
+    pub fn is_counted(&self) -> bool {
+        !matches!(self, Job::Forget { .. } | Job::Panic)
+    }
+}

@@ -162,11 +162,16 @@ impl EnginePool {
     pub fn send(&self, id: usize, job: Job) -> Result<()> {
         let slots = self.slots.read();
         let slot = slots.get(id).ok_or_else(|| Error::not_found("engine", id))?;
-        slot.info.queued.fetch_add(1, Ordering::Relaxed);
+        let counted = job.is_counted();
+        if counted {
+            slot.info.queued.fetch_add(1, Ordering::Relaxed);
+        }
         match slot.jobs.send(job) {
             Ok(()) => Ok(()),
             Err(_) => {
-                slot.info.queued.fetch_sub(1, Ordering::Relaxed);
+                if counted {
+                    slot.info.queued.fetch_sub(1, Ordering::Relaxed);
+                }
                 drop(slots);
                 self.respawn(id);
                 Err(Error::EngineGone(format!("engine {id} had stopped; it was restarted with an empty namespace")))

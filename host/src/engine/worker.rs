@@ -152,8 +152,11 @@ impl Worker {
     /// The engine thread's loop: one job at a time until the channel closes.
     pub(super) fn run(mut self, jobs: crossbeam_channel::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
-            self.info.busy.store(true, Ordering::Relaxed);
-            self.job_accounted = false;
+            // Housekeeping jobs were never counted as queued work.
+            self.job_accounted = !job.is_counted();
+            if !self.job_accounted {
+                self.info.busy.store(true, Ordering::Relaxed);
+            }
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(job)));
             self.account_job();
             if outcome.is_err() {
