@@ -211,6 +211,15 @@ fn namespace_commands_push_pull_scatter_gather() {
     assert!(out.contains("pushed m, c to engines 1, 2"), "{out}");
     let (_, v) = c.json(&["pull", "m", "c", "-t", "2"]);
     assert_eq!(v["values"][0], json!({"m": [[0.5, -1.25], [3.0, 1e-300]], "c": 7}));
+    // And back out as a .npy, byte for byte what numpy would read.
+    let out_path = c.dir.join("back.npy");
+    let out = c.ok(&["pull", "m", "-t", "1", "--npy", out_path.to_str().expect("utf-8")]);
+    assert!(out.contains("saved m (float64, shape [2, 2])"), "{out}");
+    let back = std::fs::read(&out_path).expect("saved file");
+    assert!(back.starts_with(b"\x93NUMPY\x01\x00"));
+    assert_eq!(&back[back.len() - 32..], &std::fs::read(&path).expect("npy")[std::fs::read(&path).expect("npy").len() - 32..]);
+    assert_eq!((back.len() - 32) % 64, 0, "header padded to 64 bytes as numpy does");
+    assert!(c.fails(&["pull", "m", "-t", "all", "--npy", out_path.to_str().expect("utf-8")]).contains("reads one engine"));
     std::fs::write(&path, b"not npy").expect("write");
     assert!(c.fails(&["push", &format!("m=@{}", path.display())]).contains("is not a .npy file"));
     assert!(c.fails(&["pull", "nothere"]).contains("name `nothere` not found on engine 0"));

@@ -81,6 +81,9 @@ pub enum Command {
         names: Vec<String>,
         #[arg(long, short = 't', default_value = "all")]
         targets: String,
+        /// Save one engine's array (-t ID) of one name as a numpy .npy file, fetched as raw bytes.
+        #[arg(long, value_name = "FILE")]
+        npy: Option<String>,
     },
     /// Partition VALUES into NAME on each engine.
     Scatter {
@@ -272,7 +275,24 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pull { names, targets } => {
+        Command::Pull { names, targets, npy: Some(file) } => {
+            let [name] = names.as_slice() else { bail!("--npy saves one name") };
+            let (dtype, shape, bytes) = client(&cli)?.get_bytes(&format!("/v1/namespace/{}?targets={}", urlencode(name), urlencode(targets)))?;
+            let descr = match dtype.as_str() {
+                "float64" => "<f8",
+                "int64" => "<i8",
+                "uint8" => "|u1",
+                other => bail!("cannot save dtype {other} as .npy"),
+            };
+            npy::write(file, descr, &shape, &bytes)?;
+            if p.json {
+                p.print_json(&json!({"file": file, "dtype": dtype, "shape": shape}));
+            } else {
+                println!("saved {name} ({dtype}, shape {shape:?}) to {file}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pull { names, targets, npy: None } => {
             let path = format!("/v1/namespace?targets={}&names={}", urlencode(targets), urlencode(&names.join(",")));
             let v = client(&cli)?.get(&path)?;
             if p.json {

@@ -49,6 +49,22 @@ pub fn parse(bytes: Vec<u8>) -> Result<Npy> {
     Ok(Npy { descr, shape, data: bytes[start + header_len..].to_vec() })
 }
 
+/// Write a C-order, little-endian `.npy` (version 1) file.
+pub fn write(path: &str, descr: &str, shape: &[usize], data: &[u8]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to 64 bytes.
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&u16::try_from(header.len()).context("header too long")?.to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    std::fs::write(path, out).with_context(|| format!("cannot write {path}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +81,16 @@ mod tests {
         assert_eq!(npy.shape, vec![2, 3]);
         assert_eq!(npy.data.len(), 48);
         assert!(parse(b"not npy at all".to_vec()).is_err());
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let path = std::env::temp_dir().join(format!("wasmpar-npy-{}.npy", std::process::id()));
+        let path = path.to_str().expect("utf-8");
+        let data: Vec<u8> = (0..4).flat_map(|i| (i as i64).to_le_bytes()).collect();
+        write(path, "<i8", &[4], &data).expect("write");
+        let back = read(path).expect("read");
+        assert_eq!((back.descr.as_str(), back.shape.as_slice(), back.data.as_slice()), ("<i8", &[4usize][..], &data[..]));
+        let _ = std::fs::remove_file(path);
     }
 }

@@ -87,6 +87,21 @@ impl Client {
         self.json(self.req(reqwest::Method::PUT, path).json(body))
     }
 
+    /// GET raw bytes (the binary namespace route): dtype, shape and bytes.
+    pub fn get_bytes(&self, path: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
+        let resp = self.send(self.req(reqwest::Method::GET, path))?;
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
+        let dtype = header("x-wasmpar-dtype").ok_or_else(|| ClientError::Protocol("no x-wasmpar-dtype header".into()))?;
+        let shape = header("x-wasmpar-shape")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .map(|d| d.parse::<usize>().map_err(|_| ClientError::Protocol(format!("bad shape {d:?}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = resp.bytes().map_err(|e| ClientError::Protocol(e.to_string()))?.to_vec();
+        Ok((dtype, shape, bytes))
+    }
+
     /// PUT raw bytes (the binary namespace route).
     pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<Json> {
         self.json(self.req(reqwest::Method::PUT, path).header("content-type", "application/octet-stream").body(bytes))
