@@ -1,0 +1,184 @@
+//! Figures over the real server and real HTTP: `Server::start` in this
+//! process on port 0, a blocking keep-alive reqwest client, the endpoints of
+//! API.md. Client-side encoding (JSON, base64) is done before the clock
+//! starts; decoding the answer is not timed either, but reading all of it is.
+//! Client and server share this machine's cores, as a local client's would.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+use wasmpar::api::{Server, ServerConfig};
+
+use crate::report::{best_of, cores, median_of, ms, percentile_us, timed, Table, Target};
+use crate::{array_form, kernel};
+
+struct Http {
+    url: String,
+    token: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Http {
+    fn post_json(&self, path: &str, body: &Json) -> Json {
+        let r = self.client.post(format!("{}{path}", self.url)).bearer_auth(&self.token).json(body).send().expect("post");
+        let status = r.status();
+        let v: Json = r.json().expect("json answer");
+        assert!(status.is_success(), "{path}: {v}");
+        v
+    }
+
+    /// A blocking task, its wall time as the client sees it (request already encoded).
+    fn task(&self, spec: &Json) -> (Duration, Json) {
+        let mut spec = spec.clone();
+        spec["block"] = json!(true);
+        let body = serde_json::to_vec(&spec).expect("json");
+        let start = Instant::now();
+        let r = self
+            .client
+            .post(format!("{}/v1/tasks", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("post");
+        let bytes = r.bytes().expect("answer");
+        let wall = start.elapsed();
+        let v: Json = serde_json::from_slice(&bytes).expect("json answer");
+        assert_eq!(v["status"], "done", "{}", v["error"]);
+        (wall, v)
+    }
+
+    fn upload(&self, name: &str, bytes: &[u8]) -> Duration {
+        let start = Instant::now();
+        let r = self.client.post(format!("{}/v1/components?name={name}", self.url)).bearer_auth(&self.token).body(bytes.to_vec()).send().expect("upload");
+        let took = start.elapsed();
+        assert_eq!(r.status().as_u16(), 201, "upload {name}: {}", r.text().unwrap_or_default());
+        took
+    }
+}
+
+pub fn rows(t: &mut Table, dir: &Path) {
+    let n = cores();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    let mut config = ServerConfig { engines: n, port: 0, connection_file: dir.join("http.json"), ..Default::default() };
+    // A fresh, empty compile cache: the first upload really compiles.
+    config.limits.cache_dir = Some(dir.join("cache"));
+    let server = rt.block_on(Server::start(config)).expect("server");
+    let http = Http { url: server.info.url.clone(), token: server.info.token.clone(), client: reqwest::blocking::Client::new() };
+
+    // 8 (second half). Component upload: compile, then the same bytes again.
+    t.section("component upload over HTTP (POST /v1/components)");
+    let mandelbrot = std::fs::read(wasmpar::examples::MANDELBROT_WASM).expect("mandelbrot.wasm");
+    let first = http.upload("mandelbrot", &mandelbrot);
+    let (again, ()) = median_of(5, || (http.upload("mandelbrot", &mandelbrot), ()));
+    t.add("upload mandelbrot.wasm, first (validate + compile, empty cache)", ms(first), "ms", None, format!("{} KiB", mandelbrot.len() / 1024));
+    t.add("upload mandelbrot.wasm again (same bytes: found by digest)", ms(again), "ms", Some(Target::AtMost(5.0)), "median of 5");
+    http.upload("seed", &std::fs::read(wasmpar::examples::SEED_WASM).expect("seed.wasm"));
+
+    // 3. The tutorial's Mandelbrot: x = arange(-2, 1, 0.01), y = arange(-1, 1, 0.01), 80 iterations.
+    t.section("the tutorial's Mandelbrot (300x200, 80 iters) over HTTP, JSON lists in and out");
+    let xr: Vec<f64> = (0..300).map(|i| -2.0 + i as f64 * 0.01).collect();
+    let yr: Vec<f64> = (0..200).map(|j| -1.0 + j as f64 * 0.01).collect();
+    let xs: Vec<f64> = yr.iter().flat_map(|_| xr.iter().copied()).collect();
+    let ys: Vec<f64> = yr.iter().flat_map(|&y| std::iter::repeat_n(y, xr.len())).collect();
+    let mut expected = Vec::new();
+    kernel::mandel_chunk(&xs, &ys, 80, &mut expected);
+    let check = |v: &Json| {
+        let got: Vec<u32> = v["result"].as_array().expect("list").iter().map(|c| c.as_u64().expect("count") as u32).collect();
+        assert_eq!(got, expected, "the tutorial's counts");
+    };
+    let elementwise = json!({"op": "map", "component": "mandelbrot", "function": "mandel", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
+    let chunked = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
+    let mut chunked_one = chunked.clone();
+    chunked_one["targets"] = json!([0]);
+    let (t_map, v) = median_of(5, || http.task(&elementwise));
+    check(&v);
+    let (t_par, v) = median_of(5, || http.task(&chunked));
+    check(&v);
+    let (t_one, v) = median_of(5, || http.task(&chunked_one));
+    check(&v);
+    t.add(format!("elementwise map of mandel (60 000 calls), {n} engines"), ms(t_map), "ms", None, "median of 5; IPython: 886 ms serial");
+    t.add(format!("parallel mandel-chunk, {n} engines"), ms(t_par), "ms", None, "median of 5; IPython @parallel, 8 engines: 238 ms");
+    t.add("parallel mandel-chunk, 1 engine", ms(t_one), "ms", None, "median of 5");
+
+    // 4. Tiny tasks: 100 000 calls of identity, balanced.
+    t.section("tiny tasks over HTTP: balanced map of 100 000 seed/identity calls");
+    let ids: Vec<i64> = (0..100_000).collect();
+    let c1 = json!({"op": "map", "component": "seed", "function": "identity", "sequences": [ids], "targets": "balanced", "chunksize": 1});
+    let auto = json!({"op": "map", "component": "seed", "function": "identity", "sequences": [ids], "targets": "balanced"});
+    let (t_c1, v) = median_of(3, || http.task(&c1));
+    assert_eq!(v["result"].as_array().map(Vec::len), Some(100_000));
+    assert_eq!(v["result"][99_999], 99_999);
+    let (t_auto, _) = median_of(3, || http.task(&auto));
+    t.add("chunksize 1", 1e5 / t_c1.as_secs_f64(), "calls/s", Some(Target::AtLeast(40_000.0)), "median of 3; request to answer");
+    t.add("automatic chunk size", 1e5 / t_auto.as_secs_f64(), "calls/s", Some(Target::AtLeast(1_000_000.0)), "median of 3; request to answer");
+
+    // 5. apply round trips from a keep-alive client.
+    t.section("apply round trip over HTTP (seed/identity, block: true, 2000 requests after 200 warm-up)");
+    for (label, targets) in [("one engine", json!(0)), ("all engines", json!("all"))] {
+        let mut lat = Vec::with_capacity(2000);
+        for i in 0..2200 {
+            let spec = json!({"op": "apply", "component": "seed", "function": "identity", "args": [i], "targets": targets, "block": true});
+            let (d, v) = timed(|| http.post_json("/v1/tasks", &spec));
+            if i >= 200 {
+                lat.push(d);
+            }
+            std::hint::black_box(v);
+        }
+        lat.sort();
+        t.add(format!("{label}, p50"), percentile_us(&lat, 0.5), "µs", Some(Target::AtMost(300.0)), "");
+        t.add(format!("{label}, p99"), percentile_us(&lat, 0.99), "µs", None, "");
+    }
+
+    // 6. push and pull of 80 MB of f64 to and from every engine.
+    t.section(&format!("push/pull of 80 MB f64 to/from {n} engines (aggregate = bytes x engines / time)"));
+    let big: Vec<f64> = (0..10_000_000).map(|i| i as f64 * 0.5).collect();
+    let mb = (big.len() * 8) as f64 / 1e6;
+    let agg = |d: Duration| mb * n as f64 / d.as_secs_f64();
+    // Bodies as `Bytes`, so each send shares the buffer instead of copying it on the clock.
+    let body = bytes::Bytes::from(serde_json::to_vec(&json!({"values": {"big": array_form(&big, &[big.len()])}})).expect("json"));
+    let (t_push, ()) = best_of(2, || {
+        timed(|| {
+            let r = http.client.put(format!("{}/v1/namespace", http.url)).bearer_auth(&http.token).header("content-type", "application/json").body(body.clone()).send().expect("push");
+            assert!(r.status().is_success(), "push: {}", r.text().unwrap_or_default());
+        })
+    });
+    drop(body);
+    // Answers are read into one reused buffer, as a client filling a
+    // preallocated array would (a fresh 200 MB buffer per pull would time
+    // the client's page faults, not the server).
+    let mut buf: Vec<u8> = Vec::new();
+    let mut read_all = |mut r: reqwest::blocking::Response| -> usize {
+        assert!(r.status().is_success(), "pull: {}", r.status());
+        buf.clear();
+        r.read_to_end(&mut buf).expect("body")
+    };
+    let (t_pull, len) = best_of(2, || {
+        timed(|| read_all(http.client.get(format!("{}/v1/namespace?names=big&encoding=array", http.url)).bearer_auth(&http.token).send().expect("pull")))
+    });
+    assert!(len as f64 > mb * 1e6 * n as f64 * 4.0 / 3.0, "every engine's array came back");
+    let raw = bytes::Bytes::from(big.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    let (t_push_raw, ()) = best_of(2, || {
+        timed(|| {
+            let r = http.client.put(format!("{}/v1/namespace/bigraw?dtype=float64", http.url)).bearer_auth(&http.token).body(raw.clone()).send().expect("push raw");
+            assert!(r.status().is_success());
+        })
+    });
+    let (t_pull_raw, total) = best_of(2, || {
+        timed(|| {
+            (0..n)
+                .map(|e| read_all(http.client.get(format!("{}/v1/namespace/bigraw?targets={e}", http.url)).bearer_auth(&http.token).send().expect("pull raw")))
+                .sum::<usize>()
+        })
+    });
+    assert_eq!(total, big.len() * 8 * n);
+    t.add("push, JSON body with the base64 array form (PUT /v1/namespace)", agg(t_push), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2; 107 MB body");
+    t.add("pull, encoding=array (GET /v1/namespace)", agg(t_pull), "MB/s", Some(Target::AtLeast(2000.0)), format!("best of 2; {} MB answer", len / 1_000_000));
+    t.add("  push, raw little-endian bytes (PUT /v1/namespace/{name})", agg(t_push_raw), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2; 80 MB body");
+    t.add("  pull, raw bytes (GET /v1/namespace/{name}, one GET per engine)", agg(t_pull_raw), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2");
+
+    server.stop();
+    let _ = rt.block_on(server.wait());
+}
