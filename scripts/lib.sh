@@ -19,18 +19,19 @@ stop_started() {
   done
 }
 
-# python_venv: make the venv if missing and install scripts/requirements.txt
-# (pinned) when it changed since the last install.
+# python_venv: make the venv if missing and install every pinned file in
+# scripts/requirements/*.txt when any of them changed since the last install.
 python_venv() {
   mkdir -p "$TOOLCHAINS"
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  local want have=""
-  want=$(sha256sum "$TOP/scripts/requirements.txt" | cut -d' ' -f1)
+  local want have="" args=() f
+  want=$(cat "$TOP"/scripts/requirements/*.txt | sha256sum | cut -d' ' -f1)
   [ -f "$VENV/.requirements" ] && have=$(cat "$VENV/.requirements")
   if [ "$want" != "$have" ]; then
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$TOP/scripts/requirements.txt"
+    for f in "$TOP"/scripts/requirements/*.txt; do args+=(-r "$f"); done
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${args[@]}"
     echo "$want" > "$VENV/.requirements"
   fi
 }
