@@ -36,7 +36,7 @@ def start_cluster(conn_file: Path, engines: int, *extra: str) -> dict:
         pytest.fail(f"no server binary at {binary}: build it with `cargo build --release` or set $WASMPAR_BIN")
     subprocess.run(
         [str(binary), "--connection-file", str(conn_file), "start", "-n", str(engines), "--daemon",
-         "--cache-dir", str(conn_file.parent / "cache"), *extra],
+         "--call-timeout", "20", "--cache-dir", str(conn_file.parent / "cache"), *extra],
         check=True,
         timeout=120,
     )
