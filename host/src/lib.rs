@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod launcher;
 pub mod runtime;
 pub mod scheduler;
 pub mod value;
