@@ -3,6 +3,7 @@
 mod api_tutorial;
 mod cli;
 mod dependencies;
+mod launchers;
 mod props;
 mod sandbox;
 mod server;
