@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Launchers against the real systems (tests/all/launchers.rs, the tests
-# marked #[ignore = "needs Slurm…"]): brings up a single-node Slurm
-# (scripts/cluster/slurm.sh) and network-namespace hosts
-# (scripts/cluster/netns.sh), runs the ignored launcher tests, and brings down
-# what it started even when they fail. Needs root (CI runs as root).
+# marked #[ignore = "needs …"]): brings up a single-node Slurm
+# (scripts/cluster/slurm.sh), network-namespace hosts h1, h2
+# (scripts/cluster/netns.sh) with an sshd in each (scripts/cluster/sshd.sh),
+# runs the ignored launcher tests (Slurm, Open MPI, SSH), and brings down what
+# it started even when they fail. Needs root (CI runs as root) and the packages
+# of scripts/setup.d/20-cluster.sh.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$TOP"
@@ -14,6 +16,7 @@ NETNS_HOSTS=2
 export SLURM_DIR="${SLURM_DIR:-/tmp/wasmpar-slurm}"
 started_slurm=0
 started_netns=0
+started_sshd=0
 cleanup() {
   local rc=$?
   if [ "$started_slurm" = 1 ]; then
@@ -23,7 +26,8 @@ cleanup() {
     fi
     bash scripts/cluster/slurm.sh down || true
   fi
-  [ "$started_netns" = 1 ] && bash scripts/cluster/netns.sh down "$NETNS_HOSTS" || true
+  if [ "$started_sshd" = 1 ]; then bash scripts/cluster/sshd.sh down "$NETNS_HOSTS" || true; fi
+  if [ "$started_netns" = 1 ]; then bash scripts/cluster/netns.sh down "$NETNS_HOSTS" || true; fi
   stop_started
   exit "$rc"
 }
@@ -41,6 +45,9 @@ eval "$(bash scripts/cluster/slurm.sh env)"
 if ! ip link show br-t200 >/dev/null 2>&1; then started_netns=1; fi
 bash scripts/cluster/netns.sh up "$NETNS_HOSTS"
 export WASMPAR_NETNS_HOSTS="$NETNS_HOSTS"
+if [ ! -f "${SSHD_DIR:-/tmp/wasmpar-sshd}/sshd-h1.bgpid" ]; then started_sshd=1; fi
+bash scripts/cluster/sshd.sh up "$NETNS_HOSTS"
+export WASMPAR_SSH_CONFIG="${SSHD_DIR:-/tmp/wasmpar-sshd}/ssh_config"
 
 # One at a time: the jobs share the node's 8 advertised CPUs.
 cargo test --release --test all -- --ignored --test-threads=1 launchers::

@@ -16,7 +16,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmpar::launcher::{EngineLaunch, LaunchError, LaunchState, Launcher, LocalLauncher, Secret, SlurmLauncher};
+use wasmpar::launcher::{
+    parse_hosts, EngineLaunch, LaunchError, LaunchRecord, LaunchState, Launcher, LocalLauncher, MpiLauncher, Secret, SlurmLauncher, SshLauncher,
+};
 
 const TOKEN: &str = "tok-launch-test-5f1e";
 
@@ -36,7 +38,9 @@ fn stand_in(dir: &Path) -> PathBuf {
         "#!/bin/sh\n\
          o={dir}/out.${{SLURM_PROCID:-$$}}\n\
          {{ echo \"argv=$*\"; echo \"token=$WASMPAR_TOKEN\"; echo \"pid=$$\"; echo \"job=$SLURM_JOB_ID\";\n\
-           printf 'cmdline='; tr '\\0' ' ' < /proc/$$/cmdline; echo; }} > $o.tmp\n\
+           echo \"rank=$OMPI_COMM_WORLD_RANK\"; echo \"addr=$(ip -4 -o addr show dev eth0 2>/dev/null | awk '{{print $4}}')\";\n\
+           printf 'cmdline='; tr '\\0' ' ' < /proc/$$/cmdline; echo;\n\
+           printf 'parent='; tr '\\0' ' ' < /proc/$PPID/cmdline; echo; }} > $o.tmp\n\
          mv $o.tmp $o\n\
          exec sleep 300\n",
         dir = dir.display()
@@ -235,6 +239,139 @@ fn slurm_handles_own_their_job_until_detached() {
     let state = squeue(&["-h", "-j", &job, "-t", "all", "-o", "%T"]);
     assert!(state.is_empty() || state == "CANCELLED", "after stop from record: {state:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The ssh_config of `scripts/cluster/sshd.sh` (sshd in namespaces h1, h2).
+fn require_ssh_hosts() -> PathBuf {
+    let config = PathBuf::from(std::env::var("WASMPAR_SSH_CONFIG").unwrap_or_default());
+    assert!(
+        config.is_file(),
+        "WASMPAR_SSH_CONFIG={config:?} is not a file: run scripts/cluster/netns.sh up 2 and scripts/cluster/sshd.sh up 2 (scripts/test.d/40-cluster.sh does)"
+    );
+    config
+}
+
+fn wait_gone(pids: &[i32], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while pids.iter().any(|&p| pid_alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pids.iter().all(|&p| !pid_alive(p))
+}
+
+/// SSH to two "hosts" (sshd in network namespaces h1, h2): one process per
+/// host with that host's count, running in that host's network (its own
+/// address), the token from ssh's stdin in the environment and on no
+/// command line — local ssh, remote shell or engine. Killing one ssh client
+/// outright (as if the controller died) stops that host's engine; `stop`
+/// stops the rest.
+#[test]
+#[ignore = "needs sshd in network namespaces: ./scripts/test (scripts/test.d/40-cluster.sh)"]
+fn ssh_engines_run_on_each_host_and_die_with_their_connection() {
+    let config = require_ssh_hosts();
+    let dir = temp_dir("launch-ssh");
+    let mut l = launch(&dir, stand_in(&dir), 3, 1);
+    l.url = "http://10.200.0.1:9".into();
+    let ssh = SshLauncher { ssh_args: vec!["-F".into(), config.display().to_string()], ..SshLauncher::new(parse_hosts("h1:2,h2").expect("hosts")) };
+    assert_eq!(ssh.total_engines(), 3);
+    let mut handle = Launcher::Ssh(ssh).start(&l).expect("ssh start");
+    let outs = outputs(&dir, 2, Duration::from_secs(30));
+    assert_eq!(outs.len(), 2, "one process per host: {outs:?}; logs: {}", logs(&dir, "ssh-"));
+    let by_addr = |a: &str| outs.iter().find(|o| field(o, "addr") == a).unwrap_or_else(|| panic!("no engine at {a}: {outs:?}"));
+    let h1 = by_addr("10.200.0.11/24");
+    let h2 = by_addr("10.200.0.12/24");
+    assert_eq!(field(h1, "argv"), "engine --connect http://10.200.0.1:9 -n 2 --label site=ci");
+    assert_eq!(field(h2, "argv"), "engine --connect http://10.200.0.1:9 -n 1 --label site=ci");
+    for o in [h1, h2] {
+        assert_eq!(field(o, "token"), TOKEN, "{o}");
+        assert!(!field(o, "cmdline").contains(TOKEN) && !field(o, "parent").contains(TOKEN), "token on a remote command line: {o}");
+        assert!(field(o, "parent").starts_with("sh -c IFS= read -r WASMPAR_TOKEN"), "{o}");
+    }
+    let LaunchRecord::Processes { groups } = handle.record().clone() else { panic!("ssh launches are processes") };
+    assert_eq!(groups.len(), 2);
+    for g in &groups {
+        let cmdline = std::fs::read(format!("/proc/{g}/cmdline")).expect("local ssh cmdline");
+        assert!(!String::from_utf8_lossy(&cmdline).contains(TOKEN), "token on the local ssh command line");
+    }
+    let pid = |o: &str| field(o, "pid").parse::<i32>().expect("pid");
+    assert!(pid_alive(pid(h1)) && pid_alive(pid(h2)));
+
+    // h2's ssh killed outright: its engine goes, h1's stays.
+    let h2_ssh = groups[1];
+    let status = Command::new("kill").args(["-9", &h2_ssh.to_string()]).status().expect("kill");
+    assert!(status.success());
+    assert!(wait_gone(&[pid(h2)], Duration::from_secs(15)), "h2's engine outlived its ssh connection");
+    assert!(pid_alive(pid(h1)), "h1's engine went with h2's connection");
+    assert_eq!(handle.state().expect("state"), LaunchState::Running);
+
+    handle.stop().expect("stop");
+    assert!(wait_gone(&[pid(h1)], Duration::from_secs(15)), "h1's engine outlived stop");
+    assert_eq!(handle.state().expect("state"), LaunchState::Finished);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A host that refuses the key is an ssh failure in the log, the launch
+/// finishes on its own (BatchMode: no password prompt hangs).
+#[test]
+#[ignore = "needs sshd in network namespaces: ./scripts/test (scripts/test.d/40-cluster.sh)"]
+fn ssh_without_a_key_fails_fast() {
+    let config = require_ssh_hosts();
+    let dir = temp_dir("launch-ssh-nokey");
+    let l = launch(&dir, stand_in(&dir), 1, 1);
+    let ssh = SshLauncher {
+        ssh_args: vec!["-F".into(), config.display().to_string(), "-o".into(), "IdentityFile=/dev/null".into(), "-o".into(), "User=nobody".into()],
+        ..SshLauncher::new(parse_hosts("h1").expect("hosts"))
+    };
+    let mut handle = Launcher::Ssh(ssh).start(&l).expect("ssh starts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while handle.state().expect("state") == LaunchState::Running && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(handle.state().expect("state"), LaunchState::Finished, "ssh should give up, not prompt");
+    assert!(logs(&dir, "ssh-").contains("Permission denied"), "{}", logs(&dir, "ssh-"));
+    assert!(outputs(&dir, 1, Duration::from_millis(10)).is_empty(), "no engine ran");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Open MPI: `mpiexec -n 3` ranks each running the engine command line with
+/// the token from mpiexec's environment; stop takes every rank down.
+#[test]
+#[ignore = "needs Open MPI: ./scripts/test (scripts/setup.d/20-cluster.sh installs it)"]
+fn mpi_ranks_run_engines_and_stop_takes_them_down() {
+    let dir = temp_dir("launch-mpi");
+    let l = launch(&dir, stand_in(&dir), 3, 1);
+    // As root (CI), Open MPI wants to be told; 3 ranks may exceed the cores.
+    let mpi = MpiLauncher::with_args(vec!["--allow-run-as-root".into(), "--oversubscribe".into()]);
+    let mut handle = Launcher::Mpi(mpi).start(&l).expect("mpiexec starts");
+    let outs = outputs(&dir, 3, Duration::from_secs(30));
+    assert_eq!(outs.len(), 3, "three ranks: {outs:?}; log: {}", logs(&dir, "mpiexec-"));
+    let mut ranks: Vec<&str> = outs.iter().map(|o| field(o, "rank")).collect();
+    ranks.sort_unstable();
+    assert_eq!(ranks, ["0", "1", "2"]);
+    let pids: Vec<i32> = outs.iter().map(|o| field(o, "pid").parse().expect("pid")).collect();
+    for o in &outs {
+        assert_eq!(field(o, "argv"), "engine --connect http://127.0.0.1:9 -n 1 --label site=ci", "{o}");
+        assert_eq!(field(o, "token"), TOKEN, "{o}");
+        assert!(!field(o, "cmdline").contains(TOKEN) && !field(o, "parent").contains(TOKEN), "{o}");
+    }
+    assert_eq!(handle.state().expect("state"), LaunchState::Running);
+    handle.stop().expect("stop");
+    assert!(wait_gone(&pids, Duration::from_secs(15)), "a rank outlived stop");
+    assert_eq!(handle.state().expect("state"), LaunchState::Finished);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The texts of the launcher's logs in `dir` whose names start with `prefix`.
+fn logs(dir: &Path, prefix: &str) -> String {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
 }
 
 fn job_log(dir: &Path, job: &str) -> String {
