@@ -245,6 +245,41 @@ pub enum LaunchRecord {
     },
 }
 
+/// `wasmpar start --engines local|slurm|mpi|ssh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LauncherKind {
+    Local,
+    Slurm,
+    Mpi,
+    Ssh,
+}
+
+impl std::str::FromStr for LauncherKind {
+    type Err = LaunchError;
+    fn from_str(s: &str) -> Result<LauncherKind> {
+        match s {
+            "local" => Ok(LauncherKind::Local),
+            "slurm" => Ok(LauncherKind::Slurm),
+            "mpi" => Ok(LauncherKind::Mpi),
+            "ssh" => Ok(LauncherKind::Ssh),
+            _ => Err(LaunchError::Invalid(format!(
+                "unknown engine launcher {s:?}: use local, slurm, mpi or ssh"
+            ))),
+        }
+    }
+}
+
+/// The launcher-specific command-line options (`--slurm-arg`, `--mpi-arg`,
+/// `--ssh-arg`, `--hosts`), checked against the launcher they belong to.
+#[derive(Debug, Clone, Default)]
+pub struct LauncherOptions {
+    pub slurm_args: Vec<String>,
+    pub mpi_args: Vec<String>,
+    pub ssh_args: Vec<String>,
+    /// `h1,h2:4` for SSH.
+    pub hosts: Option<String>,
+}
+
 /// The launchers, chosen by `wasmpar start --engines local|slurm|mpi|ssh`.
 #[derive(Debug, Clone)]
 pub enum Launcher {
@@ -255,6 +290,53 @@ pub enum Launcher {
 }
 
 impl Launcher {
+    /// The launcher of `kind` with its options; an option meant for another
+    /// launcher is an error rather than silently ignored.
+    pub fn new(kind: LauncherKind, options: &LauncherOptions) -> Result<Launcher> {
+        let misplaced = |flag: &str, owner: &str| {
+            Err(LaunchError::Invalid(format!(
+                "{flag} is only for --engines {owner}"
+            )))
+        };
+        if kind != LauncherKind::Slurm && !options.slurm_args.is_empty() {
+            return misplaced("--slurm-arg", "slurm");
+        }
+        if kind != LauncherKind::Mpi && !options.mpi_args.is_empty() {
+            return misplaced("--mpi-arg", "mpi");
+        }
+        if kind != LauncherKind::Ssh && !options.ssh_args.is_empty() {
+            return misplaced("--ssh-arg", "ssh");
+        }
+        if kind != LauncherKind::Ssh && options.hosts.is_some() {
+            return misplaced("--hosts", "ssh");
+        }
+        Ok(match kind {
+            LauncherKind::Local => Launcher::Local(LocalLauncher::default()),
+            LauncherKind::Slurm => {
+                Launcher::Slurm(SlurmLauncher::with_args(options.slurm_args.clone()))
+            }
+            LauncherKind::Mpi => Launcher::Mpi(MpiLauncher::with_args(options.mpi_args.clone())),
+            LauncherKind::Ssh => {
+                let spec = options.hosts.as_deref().ok_or_else(|| {
+                    LaunchError::Invalid("--engines ssh needs --hosts h1,h2:4".into())
+                })?;
+                Launcher::Ssh(SshLauncher {
+                    ssh_args: options.ssh_args.clone(),
+                    ..SshLauncher::new(parse_hosts(spec)?)
+                })
+            }
+        })
+    }
+
+    /// Engines the launcher itself implies (the SSH host list), for `-n` when
+    /// it was not given.
+    pub fn implied_engines(&self) -> Option<usize> {
+        match self {
+            Launcher::Ssh(s) => Some(s.total_engines()),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Launcher::Local(_) => "local",
@@ -294,6 +376,40 @@ impl fmt::Debug for LaunchHandle {
             .field("record", &self.record)
             .field("stopped", &self.stopped)
             .finish()
+    }
+}
+
+impl LaunchRecord {
+    /// Writes the record as JSON (mode 0600), e.g. beside the connection file,
+    /// so `wasmpar stop` can stop engines even if the controller died.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| LaunchError::File {
+            what: "cannot write launch record",
+            path: path.display().to_string(),
+            source,
+        };
+        let text = serde_json::to_vec_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        f.write_all(&text).map_err(err)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<LaunchRecord> {
+        let err = |source| LaunchError::File {
+            what: "cannot read launch record",
+            path: path.display().to_string(),
+            source,
+        };
+        let text = std::fs::read(path).map_err(err)?;
+        serde_json::from_slice(&text)
+            .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 }
 
@@ -462,6 +578,68 @@ mod tests {
         only_file.token = None;
         only_file.connection_file = Some("/shared/c.json".into());
         assert!(only_file.validate().is_ok());
+    }
+
+    #[test]
+    fn launchers_from_kind_and_options() {
+        let kind = |s: &str| s.parse::<LauncherKind>();
+        assert_eq!(kind("slurm").ok(), Some(LauncherKind::Slurm));
+        assert!(
+            matches!(kind("pbs"), Err(LaunchError::Invalid(m)) if m.contains("local, slurm, mpi or ssh"))
+        );
+        let opts = LauncherOptions {
+            slurm_args: vec!["--partition=x".into()],
+            ..LauncherOptions::default()
+        };
+        assert!(
+            matches!(Launcher::new(LauncherKind::Slurm, &opts), Ok(Launcher::Slurm(s)) if s.args == ["--partition=x"])
+        );
+        assert!(
+            matches!(Launcher::new(LauncherKind::Mpi, &opts), Err(LaunchError::Invalid(m)) if m == "--slurm-arg is only for --engines slurm")
+        );
+        let hosts = LauncherOptions {
+            hosts: Some("h1,h2:4".into()),
+            ..LauncherOptions::default()
+        };
+        let ssh = Launcher::new(LauncherKind::Ssh, &hosts);
+        assert_eq!(
+            ssh.as_ref().ok().and_then(Launcher::implied_engines),
+            Some(5)
+        );
+        assert!(
+            matches!(Launcher::new(LauncherKind::Local, &hosts), Err(LaunchError::Invalid(m)) if m.contains("--hosts is only"))
+        );
+        assert!(
+            matches!(Launcher::new(LauncherKind::Ssh, &LauncherOptions::default()), Err(LaunchError::Invalid(m)) if m.contains("needs --hosts"))
+        );
+        let bad = LauncherOptions {
+            hosts: Some("h1,,h2".into()),
+            ..LauncherOptions::default()
+        };
+        assert!(matches!(
+            Launcher::new(LauncherKind::Ssh, &bad),
+            Err(LaunchError::HostList { .. })
+        ));
+    }
+
+    #[test]
+    fn records_save_and_load() {
+        let path = std::env::temp_dir().join(format!("wasmpar-record-{}.json", std::process::id()));
+        let r = LaunchRecord::Processes {
+            groups: vec![1234, 5678],
+        };
+        assert!(r.save(&path).is_ok());
+        let mode = std::fs::metadata(&path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600);
+        assert_eq!(LaunchRecord::load(&path).ok(), Some(r));
+        std::fs::write(&path, "{not json").unwrap_or_default();
+        assert!(matches!(
+            LaunchRecord::load(&path),
+            Err(LaunchError::File { .. })
+        ));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
