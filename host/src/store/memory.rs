@@ -1,0 +1,158 @@
+//! `--db none`: the task store in memory, gone with the process.
+//!
+//! Invariants:
+//! - Every `put` is visible at once (there is no batch window), so `flush`
+//!   has nothing to wait for.
+//! - Positions (`seq`) grow with each new id and are never reused, so
+//!   cursors behave as SQLite's do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+
+use super::query::encode_cursor;
+use super::{Retention, StoreStats, StoredTask, TaskPage, TaskQuery, TaskSource, TaskStore};
+use crate::Result;
+
+#[derive(Default)]
+struct Rows {
+    seq_of: HashMap<String, u64>,
+    /// By position; each with its weight in bytes.
+    rows: BTreeMap<u64, (StoredTask, u64)>,
+    next: u64,
+    bytes: u64,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    rows: Mutex<Rows>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn weigh(task: &StoredTask) -> u64 {
+    task.weight(serde_json::to_string(&task.view).map_or(0, |s| s.len()))
+}
+
+impl Rows {
+    fn remove(&mut self, seq: u64) {
+        if let Some((task, w)) = self.rows.remove(&seq) {
+            self.seq_of.remove(&task.id);
+            self.bytes -= w;
+        }
+    }
+
+    /// Remove the oldest finished rows for which `stop` says go on.
+    fn remove_oldest_finished(&mut self, mut more: impl FnMut(&Rows) -> bool) -> u64 {
+        let candidates: Vec<u64> =
+            self.rows.iter().filter(|(_, (t, _))| t.status.is_finished()).map(|(s, _)| *s).collect();
+        let mut n = 0;
+        for seq in candidates {
+            if !more(self) {
+                break;
+            }
+            self.remove(seq);
+            n += 1;
+        }
+        n
+    }
+}
+
+impl TaskStore for MemoryStore {
+    fn put(&self, task: StoredTask) {
+        let w = weigh(&task);
+        let mut r = self.rows.lock();
+        let seq = match r.seq_of.get(&task.id) {
+            Some(&seq) => seq,
+            None => {
+                r.next += 1;
+                let seq = r.next;
+                r.seq_of.insert(task.id.clone(), seq);
+                seq
+            }
+        };
+        if let Some((_, old)) = r.rows.insert(seq, (task, w)) {
+            r.bytes -= old;
+        }
+        r.bytes += w;
+    }
+
+    fn put_lazy(&self, source: Arc<dyn TaskSource>) {
+        self.put(source.stored());
+    }
+
+    fn get(&self, id: &str) -> Result<Option<StoredTask>> {
+        let r = self.rows.lock();
+        Ok(r.seq_of.get(id).and_then(|seq| r.rows.get(seq)).map(|(t, _)| t.clone()))
+    }
+
+    fn query(&self, q: &TaskQuery) -> Result<TaskPage> {
+        let r = self.rows.lock();
+        let upper = q.before_seq.unwrap_or(u64::MAX);
+        let mut hits = r.rows.range(..upper).rev().filter(|(_, (t, _))| q.matches(t));
+        let mut tasks = Vec::new();
+        let mut last = None;
+        for (seq, (t, _)) in hits.by_ref().take(q.limit) {
+            let mut t = t.clone();
+            if !q.include_view {
+                t.view = serde_json::Value::Null;
+            }
+            tasks.push(t);
+            last = Some(*seq);
+        }
+        let next_cursor = match (hits.next(), last) {
+            (Some(_), Some(seq)) => Some(encode_cursor(seq)),
+            _ => None,
+        };
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    fn purge(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut r = self.rows.lock();
+        let old: Vec<u64> = r
+            .rows
+            .iter()
+            .filter(|(_, (t, _))| t.status.is_finished() && t.completed.is_some_and(|c| c < before))
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in &old {
+            r.remove(*seq);
+        }
+        Ok(old.len() as u64)
+    }
+
+    fn retain(&self, retention: &Retention) -> Result<u64> {
+        let mut n = 0;
+        if let Some(age) = retention.max_age {
+            let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+            n += self.purge(Utc::now().checked_sub_signed(age).unwrap_or(DateTime::<Utc>::MIN_UTC))?;
+        }
+        let mut r = self.rows.lock();
+        if let Some(max) = retention.max_tasks {
+            n += r.remove_oldest_finished(|r| r.rows.len() as u64 > max);
+        }
+        if let Some(max) = retention.max_bytes {
+            n += r.remove_oldest_finished(|r| r.bytes > max);
+        }
+        Ok(n)
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let r = self.rows.lock();
+        Ok(StoreStats { tasks: r.rows.len() as u64, bytes: r.bytes, backlog: 0 })
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
