@@ -16,6 +16,7 @@ pub mod error;
 pub mod launcher;
 pub mod runtime;
 pub mod scheduler;
+pub mod store;
 pub mod value;
 
 pub use error::{Error, Result};
