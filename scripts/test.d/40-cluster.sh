@@ -4,13 +4,18 @@
 # (scripts/cluster/slurm.sh), network-namespace hosts h1, h2
 # (scripts/cluster/netns.sh) with an sshd in each (scripts/cluster/sshd.sh),
 # runs the ignored launcher tests (Slurm, Open MPI, SSH), and brings down what
-# it started even when they fail. Needs root (CI runs as root) and the packages
-# of scripts/setup.d/20-cluster.sh.
+# it started even when they fail. First it checks the Kubernetes example
+# (deploy/kubernetes/) against the API schema, the one check it gets here.
+# Needs root (CI runs as root) and the packages of scripts/setup.d/20-cluster.sh.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$TOP"
 
 [ "$(id -u)" = 0 ] || { echo "40-cluster.sh: needs root (Slurm daemons, ip netns)" >&2; exit 1; }
+
+step "deploy/kubernetes against the Kubernetes API schema"
+python_venv
+"$VENV/bin/kubernetes-validate" --strict deploy/kubernetes/secret.yaml deploy/kubernetes/controller.yaml deploy/kubernetes/engines.yaml
 
 NETNS_HOSTS=2
 export SLURM_DIR="${SLURM_DIR:-/tmp/wasmpar-slurm}"
