@@ -1,37 +1,9 @@
 //! The crate's one error type. Each variant is a kind of failure in the
 //! caller's words; the API maps it to a status code and a JSON `kind`.
 
-use serde::Serialize;
+pub use crate::wire::{EngineFailure, FailureCause};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// One engine's failure inside a task (IPython Parallel's `RemoteError`).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct EngineFailure {
-    pub engine: usize,
-    pub function: String,
-    pub message: String,
-    /// The wasm backtrace, when the failure was a trap.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub trace: String,
-    /// What went wrong: `trap`, `timeout`, `cancelled`, `memory`, `engine`, `argument`.
-    #[serde(skip)]
-    pub cause: FailureCause,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FailureCause {
-    #[default]
-    Trap,
-    Timeout,
-    Cancelled,
-    /// The engine thread itself died (a host bug); the engine is replaced.
-    Engine,
-    /// An argument could not be converted (e.g. a `$ref` of the wrong type).
-    Argument,
-    /// The component's imports could not be satisfied on this engine.
-    Dependency,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,7 +15,11 @@ pub enum Error {
     InvalidComponent(String),
     /// Unknown engine, component, function, task or namespace name.
     #[error("{what} {name} not found{hint}")]
-    NotFound { what: &'static str, name: String, hint: String },
+    NotFound {
+        what: &'static str,
+        name: String,
+        hint: String,
+    },
     /// An argument does not match the function's WIT type.
     #[error("{0}")]
     TypeMismatch(String),
@@ -66,11 +42,23 @@ pub enum Error {
 
 impl Error {
     pub fn not_found(what: &'static str, name: impl std::fmt::Display) -> Self {
-        Error::NotFound { what, name: format!("`{name}`"), hint: String::new() }
+        Error::NotFound {
+            what,
+            name: format!("`{name}`"),
+            hint: String::new(),
+        }
     }
 
-    pub fn not_found_hint(what: &'static str, name: impl std::fmt::Display, hint: impl Into<String>) -> Self {
-        Error::NotFound { what, name: format!("`{name}`"), hint: hint.into() }
+    pub fn not_found_hint(
+        what: &'static str,
+        name: impl std::fmt::Display,
+        hint: impl Into<String>,
+    ) -> Self {
+        Error::NotFound {
+            what,
+            name: format!("`{name}`"),
+            hint: hint.into(),
+        }
     }
 
     /// The `kind` of the JSON error body.

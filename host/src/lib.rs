@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod value;
+pub mod wire;
 
 pub use error::{Error, Result};
 

@@ -16,14 +16,23 @@ use crate::Error;
 const DRAIN_BEYOND_LIMIT: usize = 256 << 20;
 
 fn content_length(req: &Request) -> Option<usize> {
-    req.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    req.headers()
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Reads the body up to `limit` bytes; past it, drains (a bounded amount)
 /// and answers 413 as JSON.
 pub async fn read_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     use futures::StreamExt;
-    let too_large = || ApiError(Error::TooLarge(format!("the request body exceeds the limit of {limit} bytes")));
+    let too_large = || {
+        ApiError(Error::TooLarge(format!(
+            "the request body exceeds the limit of {limit} bytes"
+        )))
+    };
     let declared = content_length(&req);
     if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BEYOND_LIMIT)) {
         return Err(too_large());
@@ -32,7 +41,11 @@ pub async fn read_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError(Error::BadRequest(format!("cannot read the request body: {e}"))))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError(Error::BadRequest(format!(
+                "cannot read the request body: {e}"
+            )))
+        })?;
         total = total.saturating_add(chunk.len());
         if total <= limit {
             buf.extend_from_slice(&chunk);
@@ -48,9 +61,12 @@ pub async fn read_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError(Error::BadRequest("the request body is empty; a JSON object is expected".into())));
+        return Err(ApiError(Error::BadRequest(
+            "the request body is empty; a JSON object is expected".into(),
+        )));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))
 }
 
 /// `Json<T>` with wasmpar's error answers.
@@ -60,7 +76,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let bytes = read_bytes(req, state.controller.runtime.limits.body_max).await?;
+        let bytes = read_bytes(req, state.controller.limits().body_max).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -72,11 +88,19 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|rej| ApiError(Error::BadRequest(format!("bad query string: {}", rej.body_text()))))
+            .map_err(|rej| {
+                ApiError(Error::BadRequest(format!(
+                    "bad query string: {}",
+                    rej.body_text()
+                )))
+            })
     }
 }
 
@@ -86,7 +110,10 @@ pub struct ApiPath<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
@@ -103,7 +130,10 @@ pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError>
         // Unknown or odd length: the general path (which also reports 413).
         let bytes = read_bytes(req, limit).await?;
         if bytes.len() % 8 != 0 {
-            return Err(ApiError(Error::BadRequest(format!("{} bytes is not a whole number of float64 items", bytes.len()))));
+            return Err(ApiError(Error::BadRequest(format!(
+                "{} bytes is not a whole number of float64 items",
+                bytes.len()
+            ))));
         }
         return Ok(crate::value::array::f64s_from_le(&bytes));
     };
@@ -111,15 +141,23 @@ pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError>
     let mut filled = 0usize;
     let mut stream = req.into_body().into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError(Error::BadRequest(format!("cannot read the request body: {e}"))))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError(Error::BadRequest(format!(
+                "cannot read the request body: {e}"
+            )))
+        })?;
         if filled + chunk.len() > len {
-            return Err(ApiError(Error::BadRequest("the body is longer than its Content-Length".into())));
+            return Err(ApiError(Error::BadRequest(
+                "the body is longer than its Content-Length".into(),
+            )));
         }
         copy_le_bytes_into(&mut out, filled, &chunk);
         filled += chunk.len();
     }
     if filled != len {
-        return Err(ApiError(Error::BadRequest(format!("the body ended after {filled} of {len} bytes"))));
+        return Err(ApiError(Error::BadRequest(format!(
+            "the body ended after {filled} of {len} bytes"
+        ))));
     }
     Ok(out)
 }
@@ -131,7 +169,8 @@ fn copy_le_bytes_into(out: &mut [f64], at: usize, bytes: &[u8]) {
         // SAFETY: every bit pattern is a valid f64, the byte view covers
         // exactly `out`'s memory, and the caller keeps `at + bytes.len()`
         // within it (checked above).
-        let view = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * 8) };
+        let view =
+            unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * 8) };
         view[at..at + bytes.len()].copy_from_slice(bytes);
     }
     #[cfg(not(target_endian = "little"))]

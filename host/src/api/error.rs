@@ -4,20 +4,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 
+pub use crate::wire::{ErrorBody, ErrorDetail};
 use crate::Error;
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    pub kind: String,
-    pub message: String,
-}
 
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
@@ -49,10 +38,16 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), "{}", self.0);
         }
-        let body = ErrorBody { error: ErrorDetail { kind: self.0.kind().to_string(), message: self.0.to_string() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.0.kind().to_string(),
+                message: self.0.to_string(),
+            },
+        };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -43,13 +43,34 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "wasmpar", description = "IPython Parallel's model on WebAssembly components: see API.md"),
-    paths(
-        routes::health, routes::engines, routes::upload, routes::components, routes::component,
-        routes::delete_component, routes::install, routes::submit, routes::task, routes::cancel,
-        routes::push, routes::pull, routes::push_raw, routes::pull_raw, routes::scatter, routes::gather, routes::shutdown
+    info(
+        title = "wasmpar",
+        description = "IPython Parallel's model on WebAssembly components: see API.md"
     ),
-    components(schemas(crate::scheduler::TaskSpec, crate::scheduler::TaskView, crate::scheduler::Targets))
+    paths(
+        routes::health,
+        routes::engines,
+        routes::upload,
+        routes::components,
+        routes::component,
+        routes::delete_component,
+        routes::install,
+        routes::submit,
+        routes::task,
+        routes::cancel,
+        routes::push,
+        routes::pull,
+        routes::push_raw,
+        routes::pull_raw,
+        routes::scatter,
+        routes::gather,
+        routes::shutdown
+    ),
+    components(schemas(
+        crate::scheduler::TaskSpec,
+        crate::scheduler::TaskView,
+        crate::scheduler::Targets
+    ))
 )]
 pub struct ApiDoc;
 
@@ -81,13 +102,22 @@ pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/v1/engines", get(routes::engines))
         .route("/v1/engines/{id}/panic", post(routes::inject_panic))
-        .route("/v1/components", post(routes::upload).get(routes::components))
-        .route("/v1/components/{name}", get(routes::component).delete(routes::delete_component))
+        .route(
+            "/v1/components",
+            post(routes::upload).get(routes::components),
+        )
+        .route(
+            "/v1/components/{name}",
+            get(routes::component).delete(routes::delete_component),
+        )
         .route("/v1/install", post(routes::install))
         .route("/v1/tasks", post(routes::submit))
         .route("/v1/tasks/{id}", get(routes::task).delete(routes::cancel))
         .route("/v1/namespace", put(routes::push).get(routes::pull))
-        .route("/v1/namespace/{name}", put(routes::push_raw).get(routes::pull_raw))
+        .route(
+            "/v1/namespace/{name}",
+            put(routes::push_raw).get(routes::pull_raw),
+        )
         .route("/v1/scatter", post(routes::scatter))
         .route("/v1/gather", get(routes::gather))
         .route("/v1/shutdown", post(routes::shutdown))
@@ -152,8 +182,15 @@ impl Server {
         let controller = Controller::new(pool);
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.listen, config.port))
             .await
-            .map_err(|e| Error::BadRequest(format!("cannot listen on {}:{}: {e}", config.listen, config.port)))?;
-        let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| {
+                Error::BadRequest(format!(
+                    "cannot listen on {}:{}: {e}",
+                    config.listen, config.port
+                ))
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let state = Arc::new(AppState {
             controller,
             token: connection::new_token(),
@@ -169,13 +206,23 @@ impl Server {
         let app = router(state.clone());
         let stopper = state.clone();
         let serve = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopper.shutdown.notified().await }).await
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopper.shutdown.notified().await })
+                .await
         });
         connection::write(&config.connection_file, &info).map_err(|e| {
-            Error::BadRequest(format!("cannot write the connection file {}: {e}", config.connection_file.display()))
+            Error::BadRequest(format!(
+                "cannot write the connection file {}: {e}",
+                config.connection_file.display()
+            ))
         })?;
         tracing::info!(url = info.url, engines, file = %config.connection_file.display(), "wasmpar is ready");
-        Ok(Server { info, state, serve, connection_file: config.connection_file })
+        Ok(Server {
+            info,
+            state,
+            serve,
+            connection_file: config.connection_file,
+        })
     }
 
     /// Ask the server to stop (as `POST /v1/shutdown` does).
@@ -187,7 +234,7 @@ impl Server {
     pub async fn wait(self) -> Result<()> {
         let outcome = self.serve.await;
         let _ = std::fs::remove_file(&self.connection_file);
-        self.state.controller.pool.shutdown();
+        self.state.controller.shutdown_engines();
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Internal(format!("server error: {e}"))),

@@ -13,69 +13,103 @@ use super::body::{read_bytes, read_f64s, ApiPath, ApiQuery, JsonBody};
 use super::error::{ApiResult, ErrorBody};
 use super::wire::*;
 use super::AppState;
-use crate::scheduler::{InstallReport, TaskSpec, TaskView};
+use crate::scheduler::{cut, InstallReport, RawData, Targets, TaskSpec, TaskView};
+use crate::value::Dtype;
 use crate::Error;
 
 /// The longest a `?wait=` may hold an answer.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 
+/// `?wait=` in seconds, clamped to [`MAX_WAIT`] before it becomes a
+/// `Duration` (`Duration::from_secs_f64(1e30)` would panic).
+fn wait_duration(w: f64) -> Result<Duration, Error> {
+    if !(w.is_finite() && w >= 0.0) {
+        return Err(Error::BadRequest(format!(
+            "wait must be a non-negative number of seconds, got {w}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
+}
+
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
 pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
-    Json(Health { status: "ok".into(), engines: s.controller.pool.len(), version: env!("CARGO_PKG_VERSION").into() })
+    Json(Health {
+        status: "ok".into(),
+        engines: s.controller.engine_count(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 #[utoipa::path(get, path = "/v1/engines", responses((status = 200, body = EngineList)))]
 pub async fn engines(State(s): State<Arc<AppState>>) -> Json<EngineList> {
-    Json(EngineList { engines: s.controller.pool.status() })
+    Json(EngineList {
+        engines: s.controller.engines(),
+    })
 }
 
 #[utoipa::path(post, path = "/v1/components", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = ComponentInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<UploadQuery>, req: Request) -> ApiResult<impl IntoResponse> {
-    let limit = s.controller.runtime.limits.upload_max;
+pub async fn upload(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let limit = s.controller.limits().upload_max;
     let body = read_bytes(req, limit).await?;
     if body.len() > limit {
-        return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
+        return Err(Error::TooLarge(format!(
+            "the component is {} bytes; the upload limit is {limit}",
+            body.len()
+        ))
+        .into());
     }
-    let controller = s.controller.clone();
-    let name = q.name.clone();
-    let loaded = tokio::task::spawn_blocking(move || controller.runtime.components.add(&name, &body))
-        .await
-        .map_err(|e| Error::Internal(format!("compilation panicked: {e}")))??;
-    // A replaced component's old instances must not serve new calls.
-    for id in s.controller.pool.ids() {
-        let _ = s.controller.pool.send(id, crate::engine::Job::Forget { digest: loaded.digest.clone() });
-    }
-    let info = ComponentInfo::new(&loaded, s.controller.import_sources(&loaded));
-    Ok((StatusCode::CREATED, Json(info)))
+    let (loaded, imports) = s.controller.upload(q.name, body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ComponentInfo::new(&loaded, imports)),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/components", responses((status = 200, body = ComponentList)))]
 pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
-    let c = &s.controller;
     Json(ComponentList {
-        components: c.runtime.components.list().iter().map(|l| ComponentInfo::new(l, c.import_sources(l))).collect(),
+        components: s
+            .controller
+            .components()
+            .into_iter()
+            .map(|(c, imports)| ComponentInfo::new(&c, imports))
+            .collect(),
     })
 }
 
 #[utoipa::path(get, path = "/v1/components/{name}", responses((status = 200, body = ComponentInfo), (status = 404, body = ErrorBody)))]
-pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<Json<ComponentInfo>> {
-    let c = &s.controller;
-    let loaded = c.runtime.components.get(&name)?;
-    Ok(Json(ComponentInfo::new(&loaded, c.import_sources(&loaded))))
+pub async fn component(
+    State(s): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ComponentInfo>> {
+    let (loaded, imports) = s.controller.component(&name)?;
+    Ok(Json(ComponentInfo::new(&loaded, imports)))
 }
 
 #[utoipa::path(delete, path = "/v1/components/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
+pub async fn delete_component(
+    State(s): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     s.controller.remove_component(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/v1/install", request_body = InstallRequest,
     responses((status = 200, body = InstallReport), (status = 409, body = ErrorBody)))]
-pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<InstallRequest>) -> ApiResult<Json<InstallReport>> {
-    Ok(Json(s.controller.install(&req.component, &req.targets).await?))
+pub async fn install(
+    State(s): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<InstallRequest>,
+) -> ApiResult<Json<InstallReport>> {
+    Ok(Json(
+        s.controller.install(&req.component, &req.targets).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/tasks", request_body = TaskSpec,
@@ -83,9 +117,12 @@ pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Ins
               (status = 202, body = TaskView, description = "accepted (block: false)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
+pub async fn submit(
+    State(s): State<Arc<AppState>>,
+    JsonBody(spec): JsonBody<TaskSpec>,
+) -> ApiResult<impl IntoResponse> {
     let block = spec.block;
-    let task = s.controller.submit(spec)?;
+    let task = s.controller.submit_off_runtime(spec).await?;
     if block {
         task.wait(Duration::MAX).await;
         let view = task.view();
@@ -97,42 +134,85 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
 }
 
 #[utoipa::path(get, path = "/v1/tasks/{id}", params(WaitQuery), responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
-pub async fn task(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>, ApiQuery(q): ApiQuery<WaitQuery>) -> ApiResult<Json<TaskView>> {
+pub async fn task(
+    State(s): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+) -> ApiResult<Json<TaskView>> {
     let task = s.controller.task(&id)?;
     if let Some(w) = q.wait {
-        if !(w.is_finite() && w >= 0.0) {
-            return Err(Error::BadRequest(format!("wait must be a non-negative number of seconds, got {w}")).into());
-        }
-        task.wait(Duration::from_secs_f64(w).min(MAX_WAIT)).await;
+        task.wait(wait_duration(w)?).await;
     }
     Ok(Json(task.view()))
 }
 
 #[utoipa::path(delete, path = "/v1/tasks/{id}", responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
-pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<TaskView>> {
+pub async fn cancel(
+    State(s): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<TaskView>> {
     Ok(Json(s.controller.cancel(&id).await?))
 }
 
 #[utoipa::path(put, path = "/v1/namespace", request_body = PushRequest, responses((status = 200, body = EngineIds)))]
-pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Json<EngineIds>> {
-    Ok(Json(EngineIds { engines: s.controller.push(&req.targets, &req.values).await? }))
+pub async fn push(
+    State(s): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<PushRequest>,
+) -> ApiResult<Json<EngineIds>> {
+    Ok(Json(EngineIds {
+        engines: s.controller.push(&req.targets, &req.values).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/namespace", params(PullQuery), responses((status = 200, body = PullAnswer), (status = 404, body = ErrorBody)))]
-pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<Json<PullAnswer>> {
-    let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
-    let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
+pub async fn pull(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<PullQuery>,
+) -> ApiResult<Json<PullAnswer>> {
+    let names: Vec<String> = q
+        .names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    let (engines, values) = s
+        .controller
+        .pull(
+            &targets_query(&q.targets),
+            &names,
+            q.encoding.unwrap_or_default(),
+        )
+        .await?;
     Ok(Json(PullAnswer { engines, values }))
 }
 
 #[utoipa::path(post, path = "/v1/scatter", request_body = ScatterRequest, responses((status = 200, body = EngineIds)))]
-pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<ScatterRequest>) -> ApiResult<Json<EngineIds>> {
-    Ok(Json(EngineIds { engines: s.controller.scatter(&req.name, &req.values, &req.targets).await? }))
+pub async fn scatter(
+    State(s): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<ScatterRequest>,
+) -> ApiResult<Json<EngineIds>> {
+    Ok(Json(EngineIds {
+        engines: s
+            .controller
+            .scatter(&req.name, &req.values, &req.targets)
+            .await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/gather", params(GatherQuery), responses((status = 200, body = GatherAnswer), (status = 404, body = ErrorBody)))]
-pub async fn gather(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
-    let values = s.controller.gather(&q.name, &targets_query(&q.targets), q.encoding.unwrap_or_default()).await?;
+pub async fn gather(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<GatherQuery>,
+) -> ApiResult<Json<GatherAnswer>> {
+    let values = s
+        .controller
+        .gather(
+            &q.name,
+            &targets_query(&q.targets),
+            q.encoding.unwrap_or_default(),
+        )
+        .await?;
     Ok(Json(GatherAnswer { values }))
 }
 
@@ -144,11 +224,14 @@ pub async fn shutdown(State(s): State<Arc<AppState>>) -> StatusCode {
 
 /// Fault injection for tests (only with `--enable-fault-injection`): the
 /// engine's thread panics at its next call.
-pub async fn inject_panic(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<usize>) -> ApiResult<StatusCode> {
+pub async fn inject_panic(
+    State(s): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<usize>,
+) -> ApiResult<StatusCode> {
     if !s.fault_injection {
         return Err(Error::not_found("route", "/v1/engines/{id}/panic").into());
     }
-    s.controller.pool.send(id, crate::engine::Job::Panic)?;
+    s.controller.inject_panic(id)?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -163,41 +246,32 @@ pub async fn push_raw(
     ApiQuery(q): ApiQuery<RawPushQuery>,
     req: Request,
 ) -> ApiResult<Json<EngineIds>> {
-    use crate::value::{ArrayForm, Dtype};
-    let dtype = Dtype::parse(&q.dtype).ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", q.dtype)))?;
-    let limit = s.controller.runtime.limits.body_max;
-    let shape_of = |count: usize| -> Result<Vec<usize>, Error> {
-        let shape: Vec<usize> = match &q.shape {
-            None => vec![count],
-            Some(text) => text
-                .split(',')
-                .map(|d| d.trim().parse::<usize>().map_err(|_| Error::BadRequest(format!("shape {text:?} is not a list of sizes"))))
-                .collect::<Result<_, _>>()?,
-        };
-        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
-            return Err(Error::BadRequest(format!("shape {shape:?} does not hold {count} items")));
-        }
-        Ok(shape)
+    let dtype = Dtype::parse(&q.dtype)
+        .ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", cut(&q.dtype))))?;
+    let shape = match &q.shape {
+        None => None,
+        Some(text) => Some(
+            text.split(',')
+                .map(|d| {
+                    d.trim().parse::<usize>().map_err(|_| {
+                        Error::BadRequest(format!("shape {:?} is not a list of sizes", cut(text)))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
     };
-    let value = if dtype == Dtype::F64 {
+    let limit = s.controller.limits().body_max;
+    let data = if dtype == Dtype::F64 {
         // The common case: from the network straight into the values.
-        let floats = read_f64s(req, limit).await?;
-        let shape = shape_of(floats.len())?;
-        let floats = std::sync::Arc::new(floats);
-        if shape.len() == 1 {
-            crate::engine::NsValue::FloatList(floats)
-        } else {
-            crate::engine::NsValue::FloatArray { shape, data: floats }
-        }
+        RawData::F64(read_f64s(req, limit).await?)
     } else {
-        let data = read_bytes(req, limit).await?;
-        if data.len() % dtype.size() != 0 {
-            return Err(Error::BadRequest(format!("{} bytes is not a whole number of {} items", data.len(), dtype.name())).into());
-        }
-        let shape = shape_of(data.len() / dtype.size())?;
-        crate::engine::NsValue::from_array(ArrayForm { dtype, shape, data: data.to_vec() })
+        RawData::Bytes(read_bytes(req, limit).await?)
     };
-    let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;
+    let value = s.controller.raw_value(dtype, shape, data)?;
+    let engines = s
+        .controller
+        .push_value(&targets_query(&q.targets), &name, value)
+        .await?;
     Ok(Json(EngineIds { engines }))
 }
 
@@ -211,17 +285,45 @@ pub async fn pull_raw(
     ApiQuery(q): ApiQuery<RawPullQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let targets = q.targets.clone().unwrap_or_else(|| "0".into());
-    let value = s.controller.pull_value(&crate::scheduler::Targets::Spec(targets), &name).await?;
-    let (dtype, shape, bytes) = value
-        .to_raw()
-        .ok_or_else(|| Error::BadRequest(format!("`{name}` is a {}, not a numeric list or array", value.kind())))?;
-    let shape_text = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+    let (dtype, shape, bytes) = s
+        .controller
+        .pull_raw(&Targets::Spec(targets), &name)
+        .await?;
+    let shape_text = shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (axum::http::HeaderName::from_static("x-wasmpar-dtype"), dtype.name().to_string()),
-            (axum::http::HeaderName::from_static("x-wasmpar-shape"), shape_text),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-wasmpar-dtype"),
+                dtype.name().to_string(),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-wasmpar-shape"),
+                shape_text,
+            ),
         ],
         bytes,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_wait_is_answered() {
+        assert_eq!(wait_duration(1e30).ok(), Some(MAX_WAIT));
+        assert_eq!(wait_duration(f64::MAX).ok(), Some(MAX_WAIT));
+        assert_eq!(wait_duration(0.5).ok(), Some(Duration::from_millis(500)));
+        assert!(wait_duration(-1.0).is_err());
+        assert!(wait_duration(f64::NAN).is_err());
+        assert!(wait_duration(f64::INFINITY).is_err());
+    }
 }

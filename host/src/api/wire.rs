@@ -1,54 +1,17 @@
-//! Request and answer bodies of the HTTP API that are not scheduler types.
+//! Request bodies and query strings of the HTTP API; the answers are
+//! `crate::wire`'s (re-exported here for the handlers).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use crate::engine::EngineStatus;
-use crate::runtime::{wit_type, ImportInfo, LoadedComponent};
+use crate::runtime::{ImportInfo, LoadedComponent};
 use crate::scheduler::Targets;
 use crate::value::Encoding;
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Health {
-    pub status: String,
-    pub engines: usize,
-    pub version: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EngineList {
-    pub engines: Vec<EngineStatus>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Param {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub ty: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct FunctionInfo {
-    pub name: String,
-    pub params: Vec<Param>,
-    /// The result's WIT type, if the function returns one.
-    pub result: Option<String>,
-    /// The whole signature in WIT: `func(x: s64) -> s64`.
-    pub signature: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ComponentInfo {
-    pub name: String,
-    pub digest: String,
-    pub size: usize,
-    pub exports: Vec<FunctionInfo>,
-    /// Interfaces it exports (a library, when not empty).
-    pub interfaces: Vec<String>,
-    pub imports: Vec<String>,
-    /// Where each import is satisfied from on this cluster.
-    pub import_sources: Vec<ImportInfo>,
-}
+use crate::value::{signature, wit_type};
+pub use crate::wire::{
+    ComponentInfo, ComponentList, EngineIds, EngineList, FunctionInfo, GatherAnswer, Health, Param,
+    PullAnswer,
+};
 
 impl ComponentInfo {
     pub fn new(c: &LoadedComponent, import_sources: Vec<ImportInfo>) -> Self {
@@ -61,9 +24,16 @@ impl ComponentInfo {
                 .iter()
                 .map(|f| FunctionInfo {
                     name: f.name.clone(),
-                    params: f.params.iter().map(|(n, t)| Param { name: n.clone(), ty: wit_type(t) }).collect(),
+                    params: f
+                        .params
+                        .iter()
+                        .map(|(n, t)| Param {
+                            name: n.clone(),
+                            ty: wit_type(t),
+                        })
+                        .collect(),
                     result: f.results.first().map(wit_type),
-                    signature: f.signature(),
+                    signature: signature(&f.params, &f.results),
                 })
                 .collect(),
             interfaces: c.interfaces.clone(),
@@ -71,11 +41,6 @@ impl ComponentInfo {
             import_sources,
         }
     }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ComponentList {
-    pub components: Vec<ComponentInfo>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -107,24 +72,12 @@ pub struct PushRequest {
     pub values: Map<String, Json>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EngineIds {
-    pub engines: Vec<usize>,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct PullQuery {
     pub targets: Option<String>,
     /// Comma-separated names.
     pub names: String,
     pub encoding: Option<Encoding>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PullAnswer {
-    pub engines: Vec<usize>,
-    #[schema(value_type = Vec<Object>)]
-    pub values: Vec<Map<String, Json>>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -142,12 +95,6 @@ pub struct GatherQuery {
     pub name: String,
     pub targets: Option<String>,
     pub encoding: Option<Encoding>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct GatherAnswer {
-    #[schema(value_type = Object)]
-    pub values: Json,
 }
 
 pub fn targets_query(t: &Option<String>) -> Targets {

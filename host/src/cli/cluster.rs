@@ -61,6 +61,9 @@ pub struct StartArgs {
     /// Seconds a finished task is kept at least.
     #[arg(long, default_value_t = 3600)]
     pub tasks_min_age_s: u64,
+    /// MiB of results finished tasks may hold in all (oldest evicted first).
+    #[arg(long, default_value_t = 512)]
+    pub tasks_kept_mib: usize,
     /// Where compiled components are cached.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -90,6 +93,7 @@ impl StartArgs {
             max_sequence_len: self.max_sequence,
             tasks_kept: self.tasks_kept,
             tasks_min_age: Duration::from_secs(self.tasks_min_age_s),
+            tasks_kept_bytes: self.tasks_kept_mib << 20,
             cache_dir: self.cache_dir.clone().or(defaults.cache_dir.clone()),
             ..defaults
         })
@@ -102,7 +106,9 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
         return start_daemon(cli, a, p, connection_file);
     }
     let config = ServerConfig {
-        engines: a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        engines: a
+            .engines
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         listen: a.listen,
         port: a.port,
         connection_file: connection_file.clone(),
@@ -110,7 +116,10 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
         fault_injection: a.enable_fault_injection,
     };
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let started = Instant::now();
         let server = Server::start(config).await?;
@@ -152,21 +161,34 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
 }
 
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMPAR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMPAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Re-run `start` in the background and wait until its engines are ready:
 /// the connection file (written only when all engines are up) names the
 /// child's pid and its health answers.
-fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf) -> Result<ExitCode> {
+fn start_daemon(
+    cli: &Cli,
+    a: &StartArgs,
+    p: &Printer,
+    connection_file: PathBuf,
+) -> Result<ExitCode> {
     let started = Instant::now();
     let _ = std::fs::remove_file(&connection_file);
-    let log = a.log_file.clone().unwrap_or_else(|| connection_file.with_extension("log"));
+    let log = a
+        .log_file
+        .clone()
+        .unwrap_or_else(|| connection_file.with_extension("log"));
     if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let log_out = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
+    let log_out =
+        std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
     let log_err = log_out.try_clone()?;
     // The same command line minus --daemon; the connection file is passed
     // explicitly (once), whichever way this process found it.
@@ -182,7 +204,8 @@ fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf)
             args.push(arg);
         }
     }
-    let mut cmd = std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
+    let mut cmd =
+        std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
     cmd.args(&args)
         .arg("--connection-file")
         .arg(&connection_file)
@@ -199,7 +222,17 @@ fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf)
     loop {
         if let Some(status) = child.try_wait()? {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            bail!("the server exited ({status}) before it was ready:\n{}", tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+            bail!(
+                "the server exited ({status}) before it was ready:\n{}",
+                tail.lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
         if let Ok(info) = crate::api::connection::read(&connection_file) {
             if info.pid == pid && crate::client::Client::from_info(&info).health().is_ok() {
@@ -221,7 +254,10 @@ fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf)
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("the server was not ready within 120 s; see {}", log.display());
+            bail!(
+                "the server was not ready within 120 s; see {}",
+                log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -231,11 +267,13 @@ pub fn stop(cli: &Cli, p: &Printer) -> Result<ExitCode> {
     let path = connection_path(cli);
     let info = crate::api::connection::read(&path).ok();
     let c = client(cli)?;
-    c.post("/v1/shutdown", &json!({}))?;
+    c.post::<serde_json::Value>("/v1/shutdown", &json!({}))?;
     // Wait for the process to go (its connection file goes with it).
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let alive = info.as_ref().is_some_and(|i| unsafe { libc::kill(i.pid as i32, 0) } == 0);
+        let alive = info
+            .as_ref()
+            .is_some_and(|i| unsafe { libc::kill(i.pid as i32, 0) } == 0);
         if !alive && !path.exists() {
             break;
         }

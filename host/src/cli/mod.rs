@@ -16,10 +16,15 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value as Json};
 
 use crate::client::{urlencode, Client, ClientError};
+use crate::wire::{ComponentInfo, EngineList, ImportSource, Op, Status, TaskView};
 use output::{short, Printer};
 
 #[derive(Parser, Debug)]
-#[command(name = "wasmpar", version, about = "IPython Parallel's model on WebAssembly components: start a cluster, upload components, map and apply over engines")]
+#[command(
+    name = "wasmpar",
+    version,
+    about = "IPython Parallel's model on WebAssembly components: start a cluster, upload components, map and apply over engines"
+)]
 pub struct Cli {
     /// The cluster's connection file (default: $WASMPAR_CONNECTION_FILE, else ~/.wasmpar/cluster.json).
     #[arg(long, global = true, env = "WASMPAR_CONNECTION_FILE")]
@@ -169,7 +174,9 @@ pub fn main() -> ExitCode {
 }
 
 fn connection_path(cli: &Cli) -> PathBuf {
-    cli.connection_file.clone().unwrap_or_else(crate::api::connection::default_path)
+    cli.connection_file
+        .clone()
+        .unwrap_or_else(crate::api::connection::default_path)
 }
 
 fn client(cli: &Cli) -> Result<Client> {
@@ -177,8 +184,11 @@ fn client(cli: &Cli) -> Result<Client> {
         return Ok(Client::new(url, token));
     }
     let path = connection_path(cli);
-    let mut info = crate::api::connection::read(&path)
-        .map_err(|source| ClientError::NoConnection { path: path.clone(), source })?;
+    let mut info =
+        crate::api::connection::read(&path).map_err(|source| ClientError::NoConnection {
+            path: path.clone(),
+            source,
+        })?;
     if let Some(url) = &cli.url {
         info.url = url.clone();
     }
@@ -198,22 +208,23 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(a, p),
         Command::Stop => cluster::stop(&cli, p),
         Command::Engines => {
-            let v = client(&cli)?.get("/v1/engines")?;
+            let list = client(&cli)?.engines()?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&list);
             } else {
-                println!("{:>6}  {:<6} {:>7} {:>10} {:>9}  libraries", "engine", "state", "queued", "completed", "restarts");
-                for e in v["engines"].as_array().into_iter().flatten() {
-                    let libs: Vec<String> = e["libraries"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
-                    let n = |k: &str| e[k].as_u64().unwrap_or(0);
+                println!(
+                    "{:>6}  {:<6} {:>7} {:>10} {:>9}  libraries",
+                    "engine", "state", "queued", "completed", "restarts"
+                );
+                for e in &list.engines {
                     println!(
                         "{:>6}  {:<6} {:>7} {:>10} {:>9}  {}",
-                        n("id"),
-                        e["state"].as_str().unwrap_or("?"),
-                        n("queued"),
-                        n("completed"),
-                        n("restarts"),
-                        libs.join(", ")
+                        e.id,
+                        e.state,
+                        e.queued,
+                        e.completed,
+                        e.restarts,
+                        e.libraries.join(", ")
                     );
                 }
             }
@@ -221,24 +232,28 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
         }
         Command::Upload { file, name } => upload(&cli, file, name.as_deref(), p),
         Command::Components => {
-            let v = client(&cli)?.get("/v1/components")?;
+            let list = client(&cli)?.components()?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&list);
             } else {
-                for c in v["components"].as_array().into_iter().flatten() {
+                for c in &list.components {
                     print_component(c, p);
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Install { component, targets } => {
-            let v = client(&cli)?.post("/v1/install", &json!({"component": component, "targets": args::parse_targets(targets)}))?;
+            let report = client(&cli)?.install(component, &args::parse_targets(targets))?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&report);
             } else {
-                println!("installed {component} on engines {} ({})", list_ids(&v["engines"]), join_str(&v["interfaces"]));
-                for r in v["replaced"].as_array().into_iter().flatten() {
-                    println!("  replaced {}", r.as_str().unwrap_or(""));
+                println!(
+                    "installed {component} on engines {} ({})",
+                    list_ids(&report.engines),
+                    report.interfaces.join(", ")
+                );
+                for r in &report.replaced {
+                    println!("  replaced {r}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -247,18 +262,35 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
         Command::Map(a) => call(&cli, "map", a, p, false),
         Command::Parallel(a) => call(&cli, "parallel", a, p, false),
         Command::Px(a) => call(&cli, "apply", a, p, true),
-        Command::Push { assignments, targets } => {
+        Command::Push {
+            assignments,
+            targets,
+        } => {
             let c = client(&cli)?;
             let mut values = Map::new();
             let mut names = Vec::new();
-            let mut v = Json::Null;
+            let mut answer = None;
             for a in assignments {
                 // NAME=@file.npy goes as raw bytes through the binary route.
-                if let Some((name, path)) = a.split_once("=@").filter(|(_, p)| p.ends_with(".npy")) {
+                if let Some((name, path)) = a.split_once("=@").filter(|(_, p)| p.ends_with(".npy"))
+                {
                     let arr = npy::read(path)?;
-                    let shape = arr.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
-                    let query = format!("dtype={}&shape={}&targets={}", urlencode(&arr.descr), urlencode(&shape), urlencode(targets));
-                    v = c.put_bytes(&format!("/v1/namespace/{}?{query}", urlencode(name)), arr.data)?;
+                    let shape = arr
+                        .shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let query = format!(
+                        "dtype={}&shape={}&targets={}",
+                        urlencode(&arr.descr),
+                        urlencode(&shape),
+                        urlencode(targets)
+                    );
+                    answer = Some(c.put_bytes(
+                        &format!("/v1/namespace/{}?{query}", urlencode(name)),
+                        arr.data,
+                    )?);
                 } else {
                     let (k, val) = args::parse_assignment(a)?;
                     values.insert(k, val);
@@ -266,18 +298,35 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
                 names.push(a.split('=').next().unwrap_or("").to_string());
             }
             if !values.is_empty() {
-                v = c.put("/v1/namespace", &json!({"targets": args::parse_targets(targets), "values": values}))?;
+                answer = Some(c.push(&args::parse_targets(targets), &values)?);
             }
+            let Some(answer) = answer else {
+                bail!("push needs NAME=VALUE or NAME=@file.npy")
+            };
             if p.json {
-                p.print_json(&v);
+                p.print_json(&answer);
             } else {
-                println!("pushed {} to engines {}", names.join(", "), list_ids(&v["engines"]));
+                println!(
+                    "pushed {} to engines {}",
+                    names.join(", "),
+                    list_ids(&answer.engines)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pull { names, targets, npy: Some(file) } => {
-            let [name] = names.as_slice() else { bail!("--npy saves one name") };
-            let (dtype, shape, bytes) = client(&cli)?.get_bytes(&format!("/v1/namespace/{}?targets={}", urlencode(name), urlencode(targets)))?;
+        Command::Pull {
+            names,
+            targets,
+            npy: Some(file),
+        } => {
+            let [name] = names.as_slice() else {
+                bail!("--npy saves one name")
+            };
+            let (dtype, shape, bytes) = client(&cli)?.get_bytes(&format!(
+                "/v1/namespace/{}?targets={}",
+                urlencode(name),
+                urlencode(targets)
+            ))?;
             let descr = match dtype.as_str() {
                 "float64" => "<f8",
                 "int64" => "<i8",
@@ -292,39 +341,56 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pull { names, targets, npy: None } => {
-            let path = format!("/v1/namespace?targets={}&names={}", urlencode(targets), urlencode(&names.join(",")));
-            let v = client(&cli)?.get(&path)?;
+        Command::Pull {
+            names,
+            targets,
+            npy: None,
+        } => {
+            let answer = client(&cli)?.pull(targets, names)?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&answer);
             } else {
-                let engines = v["engines"].as_array().cloned().unwrap_or_default();
-                for (e, vals) in engines.iter().zip(v["values"].as_array().into_iter().flatten()) {
-                    let shown: Vec<String> = names.iter().map(|n| short(&vals[n])).collect();
-                    let body = if names.len() == 1 { shown[0].clone() } else { format!("[{}]", shown.join(", ")) };
+                for (e, vals) in answer.engines.iter().zip(&answer.values) {
+                    let shown: Vec<String> = names
+                        .iter()
+                        .map(|n| short(vals.get(n).unwrap_or(&Json::Null)))
+                        .collect();
+                    let body = if names.len() == 1 {
+                        shown[0].clone()
+                    } else {
+                        format!("[{}]", shown.join(", "))
+                    };
                     println!("{} {body}", p.dim(&format!("[{e}]")));
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scatter { name, values, targets } => {
-            let v = client(&cli)?.post(
-                "/v1/scatter",
-                &json!({"name": name, "values": args::parse_value(values)?, "targets": args::parse_targets(targets)}),
+        Command::Scatter {
+            name,
+            values,
+            targets,
+        } => {
+            let answer = client(&cli)?.scatter(
+                name,
+                &args::parse_value(values)?,
+                &args::parse_targets(targets),
             )?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&answer);
             } else {
-                println!("scattered {name} over engines {}", list_ids(&v["engines"]));
+                println!(
+                    "scattered {name} over engines {}",
+                    list_ids(&answer.engines)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Gather { name, targets } => {
-            let v = client(&cli)?.get(&format!("/v1/gather?name={}&targets={}", urlencode(name), urlencode(targets)))?;
+            let answer = client(&cli)?.gather(name, targets)?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&answer);
             } else {
-                println!("{}", v["values"]);
+                println!("{}", answer.values);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -339,38 +405,67 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
             Ok(show_task(&task, p, true, None, None))
         }
         Command::Cancel { id } => {
-            let v = client(&cli)?.delete(&format!("/v1/tasks/{}", urlencode(id)))?.unwrap_or(Json::Null);
+            let task = client(&cli)?.cancel(id)?;
             if p.json {
-                p.print_json(&v);
+                p.print_json(&task);
             } else {
-                println!("task {id}: {}", v["status"].as_str().unwrap_or("?"));
+                println!("task {id}: {}", status_name(task.status));
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn join_str(v: &Json) -> String {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+fn list_ids(ids: &[usize]) -> String {
+    ids.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn list_ids(v: &Json) -> String {
-    v.as_array().into_iter().flatten().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Pending => "pending",
+        Status::Running => "running",
+        Status::Done => "done",
+        Status::Failed => "failed",
+        Status::Cancelled => "cancelled",
+        Status::Lost => "lost",
+    }
 }
 
-fn print_component(c: &Json, p: &Printer) {
-    println!("{} {}", p.bold(c["name"].as_str().unwrap_or("?")), p.dim(&format!("sha256:{} ({} bytes)", &c["digest"].as_str().unwrap_or("")[..12.min(c["digest"].as_str().unwrap_or("").len())], c["size"])));
-    for f in c["exports"].as_array().into_iter().flatten() {
-        println!("  export {}: {}", f["name"].as_str().unwrap_or("?"), f["signature"].as_str().unwrap_or(""));
+fn print_component(c: &ComponentInfo, p: &Printer) {
+    let digest = &c.digest[..12.min(c.digest.len())];
+    println!(
+        "{} {}",
+        p.bold(&c.name),
+        p.dim(&format!("sha256:{digest} ({} bytes)", c.size))
+    );
+    for f in &c.exports {
+        println!("  export {}: {}", f.name, f.signature);
     }
-    for i in c["interfaces"].as_array().into_iter().flatten() {
-        println!("  export interface {}", i.as_str().unwrap_or("?"));
+    for i in &c.interfaces {
+        println!("  export interface {i}");
     }
-    for i in c["import_sources"].as_array().into_iter().flatten() {
-        let src = i["source"].as_str().unwrap_or("?");
-        let lib = i["library"].as_str().map(|l| format!(" ({l})")).unwrap_or_default();
-        let line = format!("  import {} ← {src}{lib}", i["name"].as_str().unwrap_or("?"));
-        println!("{}", if src == "unresolved" { p.red(&line) } else { line });
+    for i in &c.import_sources {
+        let lib = i
+            .library
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        let src = serde_json::to_value(i.source)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let line = format!("  import {} ← {src}{lib}", i.name);
+        println!(
+            "{}",
+            if i.source == ImportSource::Unresolved {
+                p.red(&line)
+            } else {
+                line
+            }
+        );
     }
 }
 
@@ -378,7 +473,11 @@ fn upload(cli: &Cli, file: &std::path::Path, name: Option<&str>, p: &Printer) ->
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = match name {
         Some(n) => n.to_string(),
-        None => file.file_stem().and_then(|s| s.to_str()).map(|s| s.replace('_', "-")).context("give --name")?,
+        None => file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(|s| s.replace('_', "-"))
+            .context("give --name")?,
     };
     let total = bytes.len() as u64;
     let bar = if p.json || total < (1 << 20) {
@@ -386,19 +485,21 @@ fn upload(cli: &Cli, file: &std::path::Path, name: Option<&str>, p: &Printer) ->
     } else {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message(format!("uploading {name}"));
         b
     };
     let b2 = bar.clone();
-    let v = client(cli)?.upload(&name, bytes, move |sent| b2.set_position(sent))?;
+    let info = client(cli)?.upload(&name, bytes, move |sent| b2.set_position(sent))?;
     bar.finish_and_clear();
     if p.json {
-        p.print_json(&v);
+        p.print_json(&info);
     } else {
-        print_component(&v, p);
+        print_component(&info, p);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -410,7 +511,12 @@ fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<Exit
         let (k, v) = args::parse_assignment(kw)?;
         kwargs.insert(k, v);
     }
-    let values: Vec<Json> = a.args.iter().chain(&a.seqs).map(|s| args::parse_value(s)).collect::<Result<_>>()?;
+    let values: Vec<Json> = a
+        .args
+        .iter()
+        .chain(&a.seqs)
+        .map(|s| args::parse_value(s))
+        .collect::<Result<_>>()?;
     let mut task = json!({
         "op": op, "component": component, "function": function,
         "targets": args::parse_targets(&a.targets), "kwargs": kwargs,
@@ -434,7 +540,7 @@ fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<Exit
     let client = client(cli)?;
     task["block"] = json!(false);
     let submitted = client.submit(&task)?;
-    let id = submitted["id"].as_str().context("the server gave no task id")?.to_string();
+    let id = submitted.id.clone();
     if a.noblock {
         let _ = std::fs::write(last_task_file(cli), &id);
         if p.json {
@@ -446,20 +552,33 @@ fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<Exit
     }
     let finished = wait_with_progress(&client, &id, &submitted, p)?;
     // %px numbers outputs Out[engine:count]; the engine's completed jobs serve as the count.
-    let counts = if px { client.get("/v1/engines").ok() } else { None };
-    Ok(show_task(&finished, p, px, a.save_images.as_deref(), counts.as_ref()))
+    let counts = if px { client.engines().ok() } else { None };
+    Ok(show_task(
+        &finished,
+        p,
+        px,
+        a.save_images.as_deref(),
+        counts.as_ref(),
+    ))
 }
 
 /// Poll the task (long-poll, no busy loop) with a progress bar on long maps.
-fn wait_with_progress(client: &Client, id: &str, first: &Json, p: &Printer) -> Result<Json> {
-    let total = first["progress"]["total"].as_u64().unwrap_or(0);
+fn wait_with_progress(
+    client: &Client,
+    id: &str,
+    first: &TaskView,
+    p: &Printer,
+) -> Result<TaskView> {
+    let total = first.progress.total as u64;
     let bar = if p.json || total < 2 {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
-            indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         // Only worth drawing if the task takes a while.
         b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -467,74 +586,83 @@ fn wait_with_progress(client: &Client, id: &str, first: &Json, p: &Printer) -> R
     };
     let started = std::time::Instant::now();
     let mut task = first.clone();
-    loop {
-        let status = task["status"].as_str().unwrap_or("");
-        if matches!(status, "done" | "failed" | "cancelled") {
-            break;
-        }
-        if started.elapsed() > Duration::from_millis(500) && !bar.is_hidden() {
-            // already visible
-        } else if started.elapsed() > Duration::from_millis(500) && !p.json && total >= 2 {
+    let mut drawn = false;
+    while !task.status.is_finished() {
+        if !drawn && started.elapsed() > Duration::from_millis(500) && !p.json && total >= 2 {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            drawn = true;
         }
         task = client.task(id, Some(0.25))?;
-        bar.set_position(task["progress"]["done"].as_u64().unwrap_or(0));
+        bar.set_position(task.progress.done as u64);
     }
     bar.finish_and_clear();
     Ok(task)
 }
 
-fn show_task(task: &Json, p: &Printer, px: bool, save_images: Option<&std::path::Path>, engines_now: Option<&Json>) -> ExitCode {
-    let status = task["status"].as_str().unwrap_or("?");
+fn show_task(
+    task: &TaskView,
+    p: &Printer,
+    px: bool,
+    save_images: Option<&std::path::Path>,
+    engines_now: Option<&EngineList>,
+) -> ExitCode {
     if let Some(dir) = save_images {
         save_task_images(task, dir);
     }
     if p.json {
         p.print_json(task);
-        return if status == "done" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if task.status == Status::Done {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     p.outputs(task);
-    match status {
-        "done" => {
-            let result = &task["result"];
-            if px || task["op"] == "apply" {
-                let engines = task["engines"].as_array().cloned().unwrap_or_default();
-                match (result.as_array(), engines.len()) {
-                    (Some(items), n) if n >= 1 && task["op"] == "apply" => {
-                        for (e, v) in engines.iter().zip(items).filter(|(_, v)| !v.is_null()) {
-                            let count = engines_now
-                                .and_then(|all| all["engines"].as_array())
-                                .and_then(|all| all.iter().find(|x| x["id"] == *e))
-                                .map(|x| format!(":{}", x["completed"]))
-                                .unwrap_or_default();
-                            println!("{} {}", p.green(&format!("Out[{e}{count}]:")), short(v));
-                        }
+    match task.status {
+        Status::Done => {
+            let result = task.result.as_ref().unwrap_or(&Json::Null);
+            match result.as_array() {
+                Some(items) if task.op == Op::Apply && !task.engines.is_empty() => {
+                    for (e, v) in task.engines.iter().zip(items).filter(|(_, v)| !v.is_null()) {
+                        let count = engines_now
+                            .and_then(|all| all.engines.iter().find(|x| x.id == *e))
+                            .map(|x| format!(":{}", x.completed))
+                            .unwrap_or_default();
+                        println!("{} {}", p.green(&format!("Out[{e}{count}]:")), short(v));
                     }
-                    _ => println!("{}", short(result)),
                 }
-            } else {
-                println!("{}", short(result));
+                _ if task.delivered || task.evicted => {
+                    println!("{}", p.dim("(the result is no longer kept)"))
+                }
+                _ => println!("{}", short(result)),
             }
+            let _ = px;
             ExitCode::SUCCESS
         }
-        "pending" | "running" => {
-            println!("task {} is {status}: {}/{} done", task["id"].as_str().unwrap_or(""), task["progress"]["done"], task["progress"]["total"]);
+        Status::Pending | Status::Running => {
+            println!(
+                "task {} is {}: {}/{} done",
+                task.id,
+                status_name(task.status),
+                task.progress.done,
+                task.progress.total
+            );
             ExitCode::SUCCESS
         }
-        _ => {
+        Status::Failed | Status::Cancelled | Status::Lost => {
             p.error(task);
             ExitCode::FAILURE
         }
     }
 }
 
-fn save_task_images(task: &Json, dir: &std::path::Path) {
+fn save_task_images(task: &TaskView, dir: &std::path::Path) {
     use base64::Engine as _;
     let _ = std::fs::create_dir_all(dir);
-    for o in task["outputs"].as_array().into_iter().flatten() {
-        for (i, img) in o["images"].as_array().into_iter().flatten().enumerate() {
-            if let Some(bytes) = img.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok()) {
-                let path = dir.join(format!("engine{}-{i}.png", o["engine"]));
+    for o in &task.outputs {
+        for (i, img) in o.images.iter().enumerate() {
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(img) {
+                let path = dir.join(format!("engine{}-{i}.png", o.engine));
                 match std::fs::write(&path, bytes) {
                     Ok(()) => eprintln!("wrote {}", path.display()),
                     Err(e) => eprintln!("cannot write {}: {e}", path.display()),

@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 
 use serde_json::Value as Json;
 
+use crate::wire::TaskView;
+
 pub struct Printer {
     pub json: bool,
     color: bool,
@@ -13,7 +15,8 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(json: bool) -> Printer {
-        let color = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color =
+            !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Printer { json, color }
     }
 
@@ -41,22 +44,28 @@ impl Printer {
         self.paint("1", t)
     }
 
-    pub fn print_json(&self, v: &Json) {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    pub fn print_json(&self, v: &impl serde::Serialize) {
+        match serde_json::to_string_pretty(v) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("cannot print as JSON: {e}"),
+        }
     }
 
     /// Per-engine stdout/stderr blocks and image notes.
-    pub fn outputs(&self, task: &Json) {
-        for o in task["outputs"].as_array().into_iter().flatten() {
-            let e = o["engine"].as_u64().unwrap_or(0);
-            for (stream, label) in [("stdout", "stdout"), ("stderr", "stderr")] {
-                let text = o[stream].as_str().unwrap_or("");
+    pub fn outputs(&self, task: &TaskView) {
+        for o in &task.outputs {
+            let e = o.engine;
+            for (text, label) in [(&o.stdout, "stdout"), (&o.stderr, "stderr")] {
                 if text.is_empty() {
                     continue;
                 }
                 let lines: Vec<&str> = text.trim_end_matches('\n').lines().collect();
                 let tag = format!("[{label}:{e}]");
-                let tag = if stream == "stderr" { self.red(&tag) } else { self.dim(&tag) };
+                let tag = if label == "stderr" {
+                    self.red(&tag)
+                } else {
+                    self.dim(&tag)
+                };
                 if lines.len() == 1 {
                     println!("{tag} {}", lines[0]);
                 } else {
@@ -66,33 +75,45 @@ impl Printer {
                     }
                 }
             }
-            let n = o["images"].as_array().map_or(0, Vec::len);
+            let n = o.images.len();
             if n > 0 {
-                println!("{} {n} image(s) (use --save-images DIR to write them)", self.dim(&format!("[output:{e}]")));
+                println!(
+                    "{} {n} image(s) (use --save-images DIR to write them)",
+                    self.dim(&format!("[output:{e}]"))
+                );
             }
         }
     }
 
     /// The error of a failed task, one block per engine.
-    pub fn error(&self, task: &Json) {
-        let err = &task["error"];
-        let kind = err["kind"].as_str().unwrap_or("Error");
-        let errors = err["errors"].as_array().cloned().unwrap_or_default();
-        if errors.is_empty() {
-            eprintln!("{} {}", self.red(&format!("{kind}:")), err["message"].as_str().unwrap_or(""));
+    pub fn error(&self, task: &TaskView) {
+        let Some(err) = &task.error else {
+            eprintln!(
+                "{} the task ended as {:?} without an error",
+                self.red("Error:"),
+                task.status
+            );
+            return;
+        };
+        let kind = err.kind.as_str();
+        if err.errors.is_empty() {
+            eprintln!("{} {}", self.red(&format!("{kind}:")), err.message);
             return;
         }
-        if errors.len() > 1 {
-            eprintln!("{}", self.red(&format!("{kind}: {} engines failed", errors.len())));
+        if err.errors.len() > 1 {
+            eprintln!(
+                "{}",
+                self.red(&format!("{kind}: {} engines failed", err.errors.len()))
+            );
         }
-        for e in errors {
-            let id = e["engine"].as_u64().unwrap_or(0);
-            let f = e["function"].as_str().unwrap_or("");
-            eprintln!("{} {}", self.red(&format!("[{id}:{f}]")), e["message"].as_str().unwrap_or(""));
-            if let Some(trace) = e["trace"].as_str().filter(|t| !t.is_empty()) {
-                for l in trace.lines() {
-                    eprintln!("    {}", self.dim(l));
-                }
+        for e in &err.errors {
+            eprintln!(
+                "{} {}",
+                self.red(&format!("[{}:{}]", e.engine, e.function)),
+                e.message
+            );
+            for l in e.trace.lines() {
+                eprintln!("    {}", self.dim(l));
             }
         }
     }

@@ -13,12 +13,15 @@ use super::NsValue;
 use crate::error::EngineFailure;
 use crate::runtime::LoadedComponent;
 use crate::value::Encoding;
+pub use crate::wire::EngineOutput;
 
-/// Shared by every job of one task: cancel flag and progress counter.
+/// Shared by every job of one task: cancel flag, progress counter, and when
+/// an engine first started on it (until then the task is `pending`).
 #[derive(Default)]
 pub struct TaskControl {
     pub cancelled: AtomicBool,
     pub done: AtomicUsize,
+    started: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TaskControl {
@@ -28,6 +31,15 @@ impl TaskControl {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Called by an engine as it starts a batch of the task.
+    pub fn mark_started(&self) {
+        self.started.get_or_init(chrono::Utc::now);
+    }
+
+    pub fn started_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.started.get().copied()
     }
 }
 
@@ -41,22 +53,6 @@ pub enum Arg {
     /// the call (in parallel, not on the controller). Only used where the
     /// conversion cannot fail, so no type error is found late.
     Row(Arc<crate::value::ArrayForm>, usize),
-}
-
-/// What a call printed and showed.
-#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
-pub struct EngineOutput {
-    pub engine: usize,
-    pub stdout: String,
-    pub stderr: String,
-    /// PNG images shown through `display`, base64.
-    pub images: Vec<String>,
-}
-
-impl EngineOutput {
-    pub fn is_empty(&self) -> bool {
-        self.stdout.is_empty() && self.stderr.is_empty() && self.images.is_empty()
-    }
 }
 
 /// The results of a batch of calls on one engine; stops at the first failure.
@@ -112,14 +108,28 @@ impl BalancedWork {
 }
 
 pub enum Job {
-    Call { batch: CallBatch, reply: oneshot::Sender<BatchOutcome> },
+    Call {
+        batch: CallBatch,
+        reply: oneshot::Sender<BatchOutcome>,
+    },
     Balanced(Arc<BalancedWork>),
-    Push { values: Vec<(String, NsValue)>, reply: oneshot::Sender<()> },
-    Pull { names: Vec<String>, reply: oneshot::Sender<Result<Vec<NsValue>, String>> },
+    Push {
+        values: Vec<(String, NsValue)>,
+        reply: oneshot::Sender<()>,
+    },
+    Pull {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<NsValue>, String>>,
+    },
     /// Instantiate a library component and link its exports for later tasks.
-    Install { component: Arc<LoadedComponent>, reply: oneshot::Sender<Result<Vec<String>, String>> },
+    Install {
+        component: Arc<LoadedComponent>,
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
     /// Forget the instance of a component that was deleted or replaced.
-    Forget { digest: String },
+    Forget {
+        digest: String,
+    },
     /// For fault-injection tests only: panic inside the engine thread at
     /// its next call, as a host bug would.
     Panic,

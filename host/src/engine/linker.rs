@@ -4,7 +4,7 @@
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::engine::{bindings, EngineState};
+use super::{bindings, EngineState};
 use crate::{Error, Result};
 
 /// Interfaces the host itself provides (imports resolved by `host`).

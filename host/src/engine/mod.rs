@@ -15,16 +15,22 @@
 //!   kept) and counts a restart.
 
 mod host;
+mod info;
 mod job;
 mod limiter;
+mod linker;
 pub mod namespace;
 pub mod output;
 mod pool;
 mod worker;
 
-pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, TaskControl};
+pub use info::{EngineInfo, EngineStatus};
+pub use job::{
+    Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, TaskControl,
+};
+pub use linker::HOST_INTERFACES;
 pub use namespace::{Namespace, NsValue};
-pub use pool::{EngineInfo, EnginePool, EngineStatus};
+pub use pool::EnginePool;
 pub use worker::EngineState;
 
 /// Host bindings of the `wasmpar:engine` WIT package (../wit).

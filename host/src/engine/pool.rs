@@ -8,41 +8,17 @@
 //!   job), sending to it fails with `EngineGone` and the thread is respawned
 //!   with an empty namespace.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
+use super::info::{EngineInfo, EngineStatus};
 use super::job::Job;
 use super::worker::Worker;
 use super::Namespace;
 use crate::runtime::Runtime;
 use crate::{Error, Result};
-
-/// Live counters of one engine, shared between its thread and the scheduler.
-#[derive(Default)]
-pub struct EngineInfo {
-    pub id: usize,
-    pub queued: AtomicUsize,
-    pub completed: AtomicU64,
-    pub busy: AtomicBool,
-    pub restarts: AtomicU64,
-    pub libraries: Mutex<Vec<String>>,
-    /// Interfaces its installed libraries export.
-    pub interfaces: Mutex<Vec<String>>,
-}
-
-/// A snapshot of an engine for `GET /v1/engines`.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct EngineStatus {
-    pub id: usize,
-    /// `idle` or `busy`.
-    pub state: String,
-    pub queued: usize,
-    pub completed: u64,
-    pub restarts: u64,
-    pub libraries: Vec<String>,
-}
 
 struct Slot {
     info: Arc<EngineInfo>,
@@ -58,18 +34,28 @@ impl EnginePool {
     /// Start `n` engines and return once every one of them is ready.
     pub fn start(runtime: Arc<Runtime>, n: usize) -> Result<Arc<EnginePool>> {
         if n == 0 {
-            return Err(Error::BadRequest("a cluster needs at least one engine".into()));
+            return Err(Error::BadRequest(
+                "a cluster needs at least one engine".into(),
+            ));
         }
-        let pool = Arc::new(EnginePool { runtime, slots: RwLock::new(Vec::with_capacity(n)) });
+        let pool = Arc::new(EnginePool {
+            runtime,
+            slots: RwLock::new(Vec::with_capacity(n)),
+        });
         let mut waiting = Vec::with_capacity(n);
         for id in 0..n {
-            let info = Arc::new(EngineInfo { id, ..Default::default() });
+            let info = Arc::new(EngineInfo {
+                id,
+                ..Default::default()
+            });
             let (jobs, ready) = pool.spawn(info.clone(), Namespace::default())?;
             pool.slots.write().push(Slot { info, jobs });
             waiting.push(ready);
         }
         for ready in waiting {
-            ready.recv().map_err(|_| Error::Internal("an engine died while starting".into()))??;
+            ready
+                .recv()
+                .map_err(|_| Error::Internal("an engine died while starting".into()))??;
         }
         tracing::info!(engines = n, "engines ready");
         Ok(pool)
@@ -79,7 +65,10 @@ impl EnginePool {
         &self,
         info: Arc<EngineInfo>,
         namespace: Namespace,
-    ) -> Result<(crossbeam_channel::Sender<Job>, std::sync::mpsc::Receiver<Result<()>>)> {
+    ) -> Result<(
+        crossbeam_channel::Sender<Job>,
+        std::sync::mpsc::Receiver<Result<()>>,
+    )> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let runtime = self.runtime.clone();
@@ -130,7 +119,12 @@ impl EnginePool {
                 let i = &s.info;
                 EngineStatus {
                     id: i.id,
-                    state: if i.busy.load(Ordering::Relaxed) { "busy" } else { "idle" }.into(),
+                    state: if i.busy.load(Ordering::Relaxed) {
+                        "busy"
+                    } else {
+                        "idle"
+                    }
+                    .into(),
                     queued: i.queued.load(Ordering::Relaxed),
                     completed: i.completed.load(Ordering::Relaxed),
                     restarts: i.restarts.load(Ordering::Relaxed),
@@ -143,7 +137,11 @@ impl EnginePool {
     /// The engine among `candidates` with the fewest queued jobs.
     pub fn least_loaded(&self, candidates: &[usize]) -> Option<usize> {
         let slots = self.slots.read();
-        candidates.iter().copied().min_by_key(|&id| slots.get(id).map_or(usize::MAX, |s| s.info.queued.load(Ordering::Relaxed)))
+        candidates.iter().copied().min_by_key(|&id| {
+            slots
+                .get(id)
+                .map_or(usize::MAX, |s| s.info.queued.load(Ordering::Relaxed))
+        })
     }
 
     /// Refuse new work when any of `targets` has a full queue (backpressure).
@@ -151,8 +149,13 @@ impl EnginePool {
         let max = self.runtime.limits.queue_max;
         let slots = self.slots.read();
         for &id in targets {
-            if slots.get(id).is_some_and(|s| s.info.queued.load(Ordering::Relaxed) >= max) {
-                return Err(Error::Busy(format!("engine {id} has {max} jobs queued; retry later")));
+            if slots
+                .get(id)
+                .is_some_and(|s| s.info.queued.load(Ordering::Relaxed) >= max)
+            {
+                return Err(Error::Busy(format!(
+                    "engine {id} has {max} jobs queued; retry later"
+                )));
             }
         }
         Ok(())
@@ -161,7 +164,9 @@ impl EnginePool {
     /// Queue a job on engine `id`.
     pub fn send(&self, id: usize, job: Job) -> Result<()> {
         let slots = self.slots.read();
-        let slot = slots.get(id).ok_or_else(|| Error::not_found("engine", id))?;
+        let slot = slots
+            .get(id)
+            .ok_or_else(|| Error::not_found("engine", id))?;
         let counted = job.is_counted();
         if counted {
             slot.info.queued.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +179,9 @@ impl EnginePool {
                 }
                 drop(slots);
                 self.respawn(id);
-                Err(Error::EngineGone(format!("engine {id} had stopped; it was restarted with an empty namespace")))
+                Err(Error::EngineGone(format!(
+                    "engine {id} had stopped; it was restarted with an empty namespace"
+                )))
             }
         }
     }

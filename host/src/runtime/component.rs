@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex};
 
-use super::signature::wit_type;
+pub use crate::wire::{ImportInfo, ImportSource};
 use crate::{Error, Result};
 
 /// One exported function, ready to be called.
@@ -30,36 +30,6 @@ pub struct ExportedFunction {
     pub index: ComponentExportIndex,
     pub params: Vec<(String, wasmtime::component::types::Type)>,
     pub results: Vec<wasmtime::component::types::Type>,
-}
-
-impl ExportedFunction {
-    /// `func(x: s64, y: s64) -> s64`
-    pub fn signature(&self) -> String {
-        let params: Vec<String> = self.params.iter().map(|(n, t)| format!("{n}: {}", wit_type(t))).collect();
-        match self.results.first() {
-            Some(r) => format!("func({}) -> {}", params.join(", "), wit_type(r)),
-            None => format!("func({})", params.join(", ")),
-        }
-    }
-}
-
-/// Where an import of a component is satisfied from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ImportSource {
-    Host,
-    Wasi,
-    Library,
-    Unresolved,
-}
-
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct ImportInfo {
-    pub name: String,
-    pub source: ImportSource,
-    /// The uploaded library component that exports it, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub library: Option<String>,
 }
 
 pub struct LoadedComponent {
@@ -74,19 +44,6 @@ pub struct LoadedComponent {
     pub imports: Vec<String>,
 }
 
-impl LoadedComponent {
-    pub fn function(&self, name: &str) -> Result<&ExportedFunction> {
-        self.functions.iter().find(|f| f.name == name || f.name.replace('-', "_") == name).ok_or_else(|| {
-            let known: Vec<&str> = self.functions.iter().map(|f| f.name.as_str()).collect();
-            Error::not_found_hint(
-                "function",
-                format!("{}/{}", self.name, name),
-                format!("; it exports: {}", if known.is_empty() { "nothing".into() } else { known.join(", ") }),
-            )
-        })
-    }
-}
-
 pub struct ComponentRegistry {
     engine: wasmtime::Engine,
     cache_dir: Option<PathBuf>,
@@ -99,31 +56,75 @@ const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
 impl ComponentRegistry {
     pub fn new(engine: wasmtime::Engine, cache_dir: Option<PathBuf>) -> Self {
-        ComponentRegistry { engine, cache_dir, by_name: RwLock::default(), compiled: Mutex::default() }
+        ComponentRegistry {
+            engine,
+            cache_dir,
+            by_name: RwLock::default(),
+            compiled: Mutex::default(),
+        }
     }
 
     /// Validate, compile (or take from the cache) and register `bytes` as `name`.
     /// Slow on first sight of a digest (compilation): call off the async runtime.
-    pub fn add(&self, name: &str, bytes: &[u8]) -> Result<Arc<LoadedComponent>> {
+    /// Returns the new component and the one it replaced under that name.
+    pub fn add(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Arc<LoadedComponent>, Option<Arc<LoadedComponent>>)> {
         validate_name(name)?;
         check_header(bytes)?;
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.compile(&digest, bytes)?;
-        let loaded = Arc::new(describe(&self.engine, name, &digest, bytes.len(), component)?);
-        self.by_name.write().insert(name.to_string(), loaded.clone());
-        tracing::info!(name, digest = &digest[..12], functions = loaded.functions.len(), "component added");
-        Ok(loaded)
+        let loaded = Arc::new(describe(
+            &self.engine,
+            name,
+            &digest,
+            bytes.len(),
+            component,
+        )?);
+        let replaced = self
+            .by_name
+            .write()
+            .insert(name.to_string(), loaded.clone());
+        if let Some(old) = replaced.as_ref().filter(|old| old.digest != digest) {
+            self.release(&old.digest);
+        }
+        tracing::info!(
+            name,
+            digest = &digest[..12],
+            functions = loaded.functions.len(),
+            "component added"
+        );
+        Ok((loaded, replaced))
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<LoadedComponent>> {
-        self.by_name.read().get(name).cloned().ok_or_else(|| {
+        // One guard at a time: parking_lot's RwLock is fair, so a second
+        // `read()` while the first is alive waits behind any queued writer,
+        // which waits for the first — a deadlock (issue 10, defect 3).
+        let found = self.by_name.read().get(name).cloned();
+        found.ok_or_else(|| {
             let known: Vec<String> = self.by_name.read().keys().cloned().collect();
             Error::not_found_hint(
                 "component",
                 name,
-                if known.is_empty() { "; none is uploaded".to_string() } else { format!("; uploaded: {}", known.join(", ")) },
+                if known.is_empty() {
+                    "; none is uploaded".to_string()
+                } else {
+                    format!("; uploaded: {}", known.join(", "))
+                },
             )
         })
+    }
+
+    /// Drop the compiled code of `digest` from the in-memory cache unless a
+    /// name still refers to it (the disk cache keeps it for a re-upload).
+    fn release(&self, digest: &str) {
+        let in_use = self.by_name.read().values().any(|c| c.digest == digest);
+        if !in_use {
+            self.compiled.lock().remove(digest);
+        }
     }
 
     pub fn list(&self) -> Vec<Arc<LoadedComponent>> {
@@ -131,7 +132,13 @@ impl ComponentRegistry {
     }
 
     pub fn remove(&self, name: &str) -> Result<Arc<LoadedComponent>> {
-        self.by_name.write().remove(name).ok_or_else(|| Error::not_found("component", name))
+        let removed = self
+            .by_name
+            .write()
+            .remove(name)
+            .ok_or_else(|| Error::not_found("component", name))?;
+        self.release(&removed.digest);
+        Ok(removed)
     }
 
     /// The uploaded components that export `interface` (libraries).
@@ -157,17 +164,22 @@ impl ComponentRegistry {
                     self.compiled.lock().insert(digest.to_string(), c.clone());
                     return Ok(c);
                 }
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}")
+                }
             }
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| Error::InvalidComponent(format!("the component does not validate: {e:#}")))?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            Error::InvalidComponent(format!("the component does not validate: {e:#}"))
+        })?;
         if let Some(path) = cache_file {
             if let Err(e) = write_cache(&path, &component) {
                 tracing::warn!(path = %path.display(), "cannot write the compile cache: {e:#}");
             }
         }
-        self.compiled.lock().insert(digest.to_string(), component.clone());
+        self.compiled
+            .lock()
+            .insert(digest.to_string(), component.clone());
         Ok(component)
     }
 
@@ -182,12 +194,22 @@ impl ComponentRegistry {
 fn write_cache(path: &std::path::Path, component: &Component) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path.parent().ok_or_else(|| anyhow::anyhow!("no parent"))?;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let bytes = component
+        .serialize()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(&bytes)?;
     }
     std::fs::rename(&tmp, path)?;
@@ -197,7 +219,9 @@ fn write_cache(path: &std::path::Path, component: &Component) -> anyhow::Result<
 fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
@@ -209,7 +233,9 @@ fn validate_name(name: &str) -> Result<()> {
 
 fn check_header(bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
-        return Err(Error::InvalidComponent("the upload is empty: send the component's bytes as the body".into()));
+        return Err(Error::InvalidComponent(
+            "the upload is empty: send the component's bytes as the body".into(),
+        ));
     }
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
         return Err(Error::InvalidComponent(
@@ -235,7 +261,11 @@ pub fn interface_matches(exported: &str, wanted: &str) -> bool {
     }
     let split = |s: &str| -> Option<(String, Vec<u64>)> {
         let (base, ver) = s.split_once('@')?;
-        let nums: Option<Vec<u64>> = ver.split(['.', '-', '+']).take(3).map(|p| p.parse().ok()).collect();
+        let nums: Option<Vec<u64>> = ver
+            .split(['.', '-', '+'])
+            .take(3)
+            .map(|p| p.parse().ok())
+            .collect();
         Some((base.to_string(), nums?))
     };
     match (split(exported), split(wanted)) {
@@ -267,7 +297,9 @@ fn describe(
     for (export, item) in ty.exports(engine) {
         match item.ty {
             ComponentItem::ComponentFunc(f) => {
-                let Some(index) = component.get_export_index(None, export) else { continue };
+                let Some(index) = component.get_export_index(None, export) else {
+                    continue;
+                };
                 functions.push(ExportedFunction {
                     name: export.to_string(),
                     index,
@@ -277,10 +309,15 @@ fn describe(
             }
             ComponentItem::ComponentInstance(inst) => {
                 interfaces.push(export.to_string());
-                let Some(iface_index) = component.get_export_index(None, export) else { continue };
+                let Some(iface_index) = component.get_export_index(None, export) else {
+                    continue;
+                };
                 for (fname, fitem) in inst.exports(engine) {
                     if let ComponentItem::ComponentFunc(f) = fitem.ty {
-                        let Some(index) = component.get_export_index(Some(&iface_index), fname) else { continue };
+                        let Some(index) = component.get_export_index(Some(&iface_index), fname)
+                        else {
+                            continue;
+                        };
                         functions.push(ExportedFunction {
                             name: format!("{export}#{fname}"),
                             index,
@@ -322,9 +359,15 @@ mod tests {
 
     #[test]
     fn headers_are_checked_before_compiling() {
-        assert!(matches!(check_header(b""), Err(Error::InvalidComponent(m)) if m.contains("empty")));
-        assert!(matches!(check_header(b"garbage!!"), Err(Error::InvalidComponent(m)) if m.contains("not a WebAssembly")));
-        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(Error::InvalidComponent(m)) if m.contains("core WebAssembly module")));
+        assert!(
+            matches!(check_header(b""), Err(Error::InvalidComponent(m)) if m.contains("empty"))
+        );
+        assert!(
+            matches!(check_header(b"garbage!!"), Err(Error::InvalidComponent(m)) if m.contains("not a WebAssembly"))
+        );
+        assert!(
+            matches!(check_header(b"\0asm\x01\0\0\0"), Err(Error::InvalidComponent(m)) if m.contains("core WebAssembly module"))
+        );
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

@@ -40,6 +40,11 @@ pub struct Limits {
     /// each at least `tasks_min_age` before it may be evicted.
     pub tasks_kept: usize,
     pub tasks_min_age: Duration,
+    /// Bytes of results that finished tasks may hold in all. Past it the
+    /// oldest kept results are dropped (the task keeps its status and says
+    /// its result was evicted), whatever their age: 512 MiB, so a 10-million
+    /// item result does not pin gigabytes after it was answered.
+    pub tasks_kept_bytes: usize,
     /// Where compiled components are cached (keyed by digest and engine config).
     pub cache_dir: Option<PathBuf>,
 }
@@ -63,6 +68,7 @@ impl Default for Limits {
             max_table_elements: 1_000_000,
             tasks_kept: 10_000,
             tasks_min_age: Duration::from_secs(3600),
+            tasks_kept_bytes: 512 << 20,
             cache_dir: default_cache_dir(),
         }
     }

@@ -1,6 +1,7 @@
 //! The wasmtime set-up shared by every engine: one `wasmtime::Engine` (its
 //! configuration decides what a compiled artifact may be loaded into), the
-//! limits, the compile cache and the base linker.
+//! limits and the compile cache. It knows wasmtime and components, nothing of
+//! engines, values or HTTP (the linker and host interfaces are `engine`'s).
 //!
 //! Invariants:
 //! - Exactly one `wasmtime::Engine` per process; every `Store` comes from it,
@@ -10,13 +11,12 @@
 
 mod component;
 mod limits;
-mod linker;
-mod signature;
 
-pub use component::{interface_matches as interface_matches_pub, ComponentRegistry, ExportedFunction, ImportInfo, ImportSource, LoadedComponent};
+pub use component::{
+    interface_matches as interface_matches_pub, ComponentRegistry, ExportedFunction, ImportInfo,
+    ImportSource, LoadedComponent,
+};
 pub use limits::Limits;
-pub use linker::{base_linker, HOST_INTERFACES};
-pub use signature::wit_type;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,7 +65,12 @@ impl Runtime {
                 })
                 .map_err(|e| Error::Internal(format!("cannot start the epoch ticker: {e}")))?;
         }
-        Ok(Arc::new(Runtime { engine, limits, components, ticker_stop }))
+        Ok(Arc::new(Runtime {
+            engine,
+            limits,
+            components,
+            ticker_stop,
+        }))
     }
 }
 

@@ -5,61 +5,30 @@
 //! - A record moves pending → running → done | failed | cancelled, once.
 //! - Finished records are kept: at most `tasks_kept` of them, evicting the
 //!   oldest finished first, but never one younger than `tasks_min_age`.
+//! - A task is `pending` until an engine starts one of its batches (the
+//!   engine marks its `TaskControl`); cancelling a pending task answers at
+//!   once, and the engine skips its queued batches when it reaches them.
 //! - A result answered in full to a blocking request is not kept twice: the
 //!   record drops its result and outputs (`delivered: true`) and keeps its
 //!   status, error and timing.
+//! - Kept results hold at most `tasks_kept_bytes` in all (estimated when a
+//!   task finishes); past it the oldest results are dropped (`evicted: true`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use serde::Serialize;
 use serde_json::Value as Json;
 use tokio::sync::watch;
 
-use crate::engine::{EngineOutput, TaskControl};
-use crate::error::{EngineFailure, FailureCause};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Apply,
-    Map,
-    Parallel,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pending,
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-impl Status {
-    pub fn is_finished(self) -> bool {
-        matches!(self, Status::Done | Status::Failed | Status::Cancelled)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Progress {
-    pub done: usize,
-    pub total: usize,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TaskError {
-    /// `RemoteError`, `CompositeError`, `TimeoutError`, `Cancelled`, `DependencyError` or `EngineError`.
-    pub kind: String,
-    pub message: String,
-    pub errors: Vec<EngineFailure>,
-}
+use crate::engine::TaskControl;
+pub use crate::wire::{
+    EngineFailure, EngineOutput, FailureCause, Op, Progress, Status, TaskError, TaskErrorKind,
+    TaskView, Timing,
+};
 
 impl TaskError {
     /// The error of a task whose engines reported `failures`.
@@ -67,62 +36,36 @@ impl TaskError {
         failures.sort_by_key(|f| f.engine);
         let all = |c: FailureCause| failures.iter().all(|f| f.cause == c);
         let kind = if cancelled_by_user {
-            "Cancelled"
+            TaskErrorKind::Cancelled
         } else if all(FailureCause::Timeout) {
-            "TimeoutError"
+            TaskErrorKind::TimeoutError
         } else if all(FailureCause::Dependency) {
-            "DependencyError"
+            TaskErrorKind::DependencyError
         } else if all(FailureCause::Engine) {
-            "EngineError"
+            TaskErrorKind::EngineError
         } else if failures.len() == 1 {
-            "RemoteError"
+            TaskErrorKind::RemoteError
         } else {
-            "CompositeError"
+            TaskErrorKind::CompositeError
         };
         let message = match (kind, failures.as_slice()) {
-            ("Cancelled", _) => "the task was cancelled".to_string(),
+            (TaskErrorKind::Cancelled, _) => "the task was cancelled".to_string(),
             (_, [one]) => format!("engine {}: {}: {}", one.engine, one.function, one.message),
             (_, many) => format!(
                 "{} engines failed: {}",
                 many.len(),
-                many.iter().map(|f| format!("[{}] {}", f.engine, f.message)).collect::<Vec<_>>().join("; ")
+                many.iter()
+                    .map(|f| format!("[{}] {}", f.engine, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
         };
-        TaskError { kind: kind.to_string(), message, errors: failures }
+        TaskError {
+            kind,
+            message,
+            errors: failures,
+        }
     }
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Timing {
-    pub submitted: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed: Option<DateTime<Utc>>,
-    /// Milliseconds from submission to completion (or until now).
-    pub wall_ms: f64,
-}
-
-/// A task as the API answers it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TaskView {
-    pub id: String,
-    pub op: Op,
-    pub component: String,
-    pub function: String,
-    pub status: Status,
-    pub progress: Progress,
-    #[schema(value_type = Object)]
-    pub result: Option<Json>,
-    pub engines: Vec<usize>,
-    pub outputs: Vec<EngineOutput>,
-    pub error: Option<TaskError>,
-    pub timing: Timing,
-    /// True once the result and outputs went out in a blocking answer; the
-    /// record then keeps only status, error and timing (memory stays bounded
-    /// under load).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub delivered: bool,
 }
 
 struct TaskState {
@@ -130,11 +73,13 @@ struct TaskState {
     result: Option<Json>,
     outputs: Vec<EngineOutput>,
     error: Option<TaskError>,
-    started: Option<DateTime<Utc>>,
     completed: Option<DateTime<Utc>>,
     wall: Option<Duration>,
     engines: Vec<usize>,
     delivered: bool,
+    evicted: bool,
+    /// Estimated bytes of `result` and `outputs`, counted in the table's total.
+    bytes: usize,
 }
 
 pub struct TaskRecord {
@@ -148,10 +93,19 @@ pub struct TaskRecord {
     submitted_at: Instant,
     state: Mutex<TaskState>,
     finished: watch::Sender<bool>,
+    /// The table's total of kept result bytes (this record's share included).
+    kept_bytes: Arc<AtomicUsize>,
 }
 
 impl TaskRecord {
-    pub fn new(op: Op, component: &str, function: &str, total: usize, engines: Vec<usize>) -> Arc<TaskRecord> {
+    fn new(
+        op: Op,
+        component: &str,
+        function: &str,
+        total: usize,
+        engines: Vec<usize>,
+        kept_bytes: Arc<AtomicUsize>,
+    ) -> Arc<TaskRecord> {
         let (finished, _) = watch::channel(false);
         Arc::new(TaskRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -167,30 +121,33 @@ impl TaskRecord {
                 result: None,
                 outputs: Vec::new(),
                 error: None,
-                started: None,
                 completed: None,
                 wall: None,
                 engines,
                 delivered: false,
+                evicted: false,
+                bytes: 0,
             }),
             finished,
+            kept_bytes,
         })
     }
 
+    fn status_of(&self, s: &TaskState) -> Status {
+        if s.status == Status::Pending && self.control.started_at().is_some() {
+            Status::Running
+        } else {
+            s.status
+        }
+    }
+
     pub fn status(&self) -> Status {
-        self.state.lock().status
+        let s = self.state.lock();
+        self.status_of(&s)
     }
 
     pub fn set_engines(&self, engines: Vec<usize>) {
         self.state.lock().engines = engines;
-    }
-
-    pub fn mark_running(&self) {
-        let mut s = self.state.lock();
-        if s.status == Status::Pending {
-            s.status = Status::Running;
-            s.started = Some(Utc::now());
-        }
     }
 
     /// Record the outcome; the first call wins.
@@ -202,24 +159,47 @@ impl TaskRecord {
             }
             outputs.retain(|o| !o.is_empty());
             outputs.sort_by_key(|o| o.engine);
+            s.bytes = outputs
+                .iter()
+                .map(|o| {
+                    o.stdout.len()
+                        + o.stderr.len()
+                        + o.images.iter().map(String::len).sum::<usize>()
+                })
+                .sum();
             s.outputs = outputs;
             s.completed = Some(Utc::now());
             s.wall = Some(self.submitted_at.elapsed());
-            if s.started.is_none() {
-                s.started = s.completed;
-            }
             match result {
                 Ok(r) => {
                     s.status = Status::Done;
+                    s.bytes += json_bytes(&r);
                     s.result = Some(r);
                 }
                 Err(e) => {
-                    s.status = if e.kind == "Cancelled" { Status::Cancelled } else { Status::Failed };
+                    s.status = if e.kind == TaskErrorKind::Cancelled {
+                        Status::Cancelled
+                    } else {
+                        Status::Failed
+                    };
                     s.error = Some(e);
                 }
             }
+            self.kept_bytes.fetch_add(s.bytes, Ordering::Relaxed);
         }
         self.finished.send_replace(true);
+    }
+
+    /// The task ended without any engine running it (cancelled while queued).
+    pub fn finish_cancelled(&self) {
+        self.finish(
+            Err(TaskError {
+                kind: TaskErrorKind::Cancelled,
+                message: "the task was cancelled before it started".into(),
+                errors: Vec::new(),
+            }),
+            Vec::new(),
+        );
     }
 
     /// Wait until the task has finished or `timeout` has passed.
@@ -228,15 +208,33 @@ impl TaskRecord {
         let _ = tokio::time::timeout(timeout, rx.wait_for(|done| *done)).await;
     }
 
+    /// Drop the result and outputs; `delivered` says they went out in full
+    /// to a blocking request, otherwise they were evicted by the byte bound.
+    fn drop_result(&self, delivered: bool) {
+        let mut s = self.state.lock();
+        if s.status.is_finished() && (s.result.is_some() || !s.outputs.is_empty()) {
+            if delivered {
+                s.delivered = true;
+            } else {
+                s.evicted = true;
+            }
+            s.result = None;
+            s.outputs = Vec::new();
+            self.kept_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
+            s.bytes = 0;
+        }
+    }
+
     /// The finished task was answered in full to a blocking request: drop
     /// its bulky parts.
     pub fn mark_delivered(&self) {
-        let mut s = self.state.lock();
-        if s.status.is_finished() {
-            s.delivered = true;
-            s.result = None;
-            s.outputs = Vec::new();
+        if self.status().is_finished() {
+            self.drop_result(true);
         }
+    }
+
+    fn kept(&self) -> usize {
+        self.state.lock().bytes
     }
 
     pub fn finished_at(&self) -> Option<DateTime<Utc>> {
@@ -245,26 +243,56 @@ impl TaskRecord {
 
     pub fn view(&self) -> TaskView {
         let s = self.state.lock();
-        let done = if s.status == Status::Done { self.total } else { self.control.done.load(Ordering::Relaxed).min(self.total) };
+        let status = self.status_of(&s);
+        let done = if status == Status::Done {
+            self.total
+        } else {
+            self.control.done.load(Ordering::Relaxed).min(self.total)
+        };
+        let started = self.control.started_at().or(s.completed);
         TaskView {
             id: self.id.clone(),
             op: self.op,
             component: self.component.clone(),
             function: self.function.clone(),
-            status: s.status,
-            progress: Progress { done, total: self.total },
+            status,
+            progress: Progress {
+                done,
+                total: self.total,
+            },
             result: s.result.clone(),
             engines: s.engines.clone(),
             outputs: s.outputs.clone(),
             error: s.error.clone(),
             timing: Timing {
                 submitted: self.submitted,
-                started: s.started,
+                started,
                 completed: s.completed,
-                wall_ms: s.wall.unwrap_or_else(|| self.submitted_at.elapsed()).as_secs_f64() * 1e3,
+                wall_ms: s
+                    .wall
+                    .unwrap_or_else(|| self.submitted_at.elapsed())
+                    .as_secs_f64()
+                    * 1e3,
             },
             delivered: s.delivered,
+            evicted: s.evicted,
         }
+    }
+}
+
+/// A cheap estimate of a JSON value's size in memory (not its text).
+fn json_bytes(v: &Json) -> usize {
+    const NODE: usize = std::mem::size_of::<Json>();
+    match v {
+        Json::String(s) => NODE + s.len(),
+        Json::Array(items) => NODE + items.iter().map(json_bytes).sum::<usize>(),
+        Json::Object(map) => {
+            NODE + map
+                .iter()
+                .map(|(k, v)| k.len() + 32 + json_bytes(v))
+                .sum::<usize>()
+        }
+        _ => NODE,
     }
 }
 
@@ -280,13 +308,41 @@ pub struct TaskTable {
     tasks: Mutex<TaskIndex>,
     kept: usize,
     min_age: Duration,
+    bytes_max: usize,
+    kept_bytes: Arc<AtomicUsize>,
 }
 
 impl TaskTable {
-    pub fn new(kept: usize, min_age: Duration) -> Self {
-        TaskTable { tasks: Mutex::new(TaskIndex::default()), kept, min_age }
+    pub fn new(kept: usize, min_age: Duration, bytes_max: usize) -> Self {
+        TaskTable {
+            tasks: Mutex::new(TaskIndex::default()),
+            kept,
+            min_age,
+            bytes_max,
+            kept_bytes: Arc::default(),
+        }
     }
 
+    /// A new record whose result bytes count in this table's total.
+    pub fn record(
+        &self,
+        op: Op,
+        component: &str,
+        function: &str,
+        total: usize,
+        engines: Vec<usize>,
+    ) -> Arc<TaskRecord> {
+        TaskRecord::new(
+            op,
+            component,
+            function,
+            total,
+            engines,
+            self.kept_bytes.clone(),
+        )
+    }
+
+    /// Make `task` known for later `GET`s.
     pub fn insert(&self, task: Arc<TaskRecord>) {
         let mut guard = self.tasks.lock();
         let TaskIndex { by_id: map, order } = &mut *guard;
@@ -294,18 +350,46 @@ impl TaskTable {
         map.insert(task.id.clone(), task);
         // Evict the oldest finished tasks beyond the bound, sparing young ones.
         let now = Utc::now();
-        let min_age = chrono::Duration::from_std(self.min_age).unwrap_or_else(|_| chrono::Duration::hours(1));
+        let min_age =
+            chrono::Duration::from_std(self.min_age).unwrap_or_else(|_| chrono::Duration::hours(1));
         let mut scanned = 0;
         while map.len() > self.kept && scanned < order.len() {
             let Some(id) = order.pop_front() else { break };
-            let evictable = map.get(&id).and_then(|t| t.finished_at()).is_some_and(|at| now - at >= min_age);
+            let evictable = map
+                .get(&id)
+                .and_then(|t| t.finished_at())
+                .is_some_and(|at| now - at >= min_age);
             if evictable {
-                map.remove(&id);
+                if let Some(t) = map.remove(&id) {
+                    t.drop_result(false);
+                }
             } else {
                 order.push_back(id);
                 scanned += 1;
             }
         }
+    }
+
+    /// A task finished: keep the results' bytes under the bound by dropping
+    /// the oldest kept results first (whatever their age).
+    pub fn enforce_bytes(&self) {
+        if self.kept_bytes.load(Ordering::Relaxed) <= self.bytes_max {
+            return;
+        }
+        let guard = self.tasks.lock();
+        for id in &guard.order {
+            if self.kept_bytes.load(Ordering::Relaxed) <= self.bytes_max {
+                break;
+            }
+            if let Some(t) = guard.by_id.get(id).filter(|t| t.kept() > 0) {
+                tracing::info!(task = %t.id, bytes = t.kept(), "kept results over their byte bound: result evicted");
+                t.drop_result(false);
+            }
+        }
+    }
+
+    pub fn kept_bytes(&self) -> usize {
+        self.kept_bytes.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<TaskRecord>> {

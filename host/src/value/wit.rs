@@ -23,7 +23,10 @@ pub fn wit_type(ty: &Type) -> String {
         Type::FixedLengthList(l) => format!("list<{}, {}>", wit_type(&l.ty()), l.len()),
         Type::Map(m) => format!("map<{}, {}>", wit_type(&m.key()), wit_type(&m.value())),
         Type::Record(r) => {
-            let fields: Vec<String> = r.fields().map(|f| format!("{}: {}", f.name, wit_type(&f.ty))).collect();
+            let fields: Vec<String> = r
+                .fields()
+                .map(|f| format!("{}: {}", f.name, wit_type(&f.ty)))
+                .collect();
             format!("record {{ {} }}", fields.join(", "))
         }
         Type::Tuple(t) => {
@@ -54,5 +57,46 @@ pub fn wit_type(ty: &Type) -> String {
         Type::Future(_) => "future".into(),
         Type::Stream(_) => "stream".into(),
         Type::ErrorContext => "error-context".into(),
+    }
+}
+
+/// `func(x: s64, y: s64) -> s64`
+pub fn signature(params: &[(String, Type)], results: &[Type]) -> String {
+    let params: Vec<String> = params
+        .iter()
+        .map(|(n, t)| format!("{n}: {}", wit_type(t)))
+        .collect();
+    match results.first() {
+        Some(r) => format!("func({}) -> {}", params.join(", "), wit_type(r)),
+        None => format!("func({})", params.join(", ")),
+    }
+}
+
+/// The snake_case spelling of a WIT identifier (`sum-chunk` → `sum_chunk`).
+pub fn snake_case(wit: &str) -> String {
+    wit.replace('-', "_")
+}
+
+/// Does `given` (from JSON or Python: `sum_chunk`) name the WIT identifier
+/// `wit` (kebab-case: `sum-chunk`)? The one place that rule lives.
+pub fn wit_name_matches(wit: &str, given: &str) -> bool {
+    wit.len() == given.len()
+        && wit
+            .bytes()
+            .zip(given.bytes())
+            .all(|(w, g)| w == g || (w == b'-' && g == b'_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wit_name_matches;
+
+    #[test]
+    fn snake_case_names_kebab_case() {
+        assert!(wit_name_matches("sum-chunk", "sum-chunk"));
+        assert!(wit_name_matches("sum-chunk", "sum_chunk"));
+        assert!(!wit_name_matches("sum_chunk", "sum-chunk"));
+        assert!(!wit_name_matches("sum-chunk", "sum-chunks"));
+        assert!(!wit_name_matches("add3", "add4"));
     }
 }

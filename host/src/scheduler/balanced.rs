@@ -1,0 +1,158 @@
+//! The balanced view: one shared queue of batches that free engines pull
+//! from, so no engine idles while batches remain; results are collected in
+//! batch order (or arrival order when `ordered` is false).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use wasmtime::component::types::Type;
+
+use super::partition;
+use super::result::{flat_result, merge_outputs};
+use super::task::{TaskError, TaskErrorKind, TaskRecord};
+use super::Controller;
+use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, Job};
+use crate::{Error, Result};
+
+impl Controller {
+    // The arguments are the parts of one task; bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_balanced(
+        self: &Arc<Self>,
+        record: Arc<TaskRecord>,
+        call_spec: CallSpec,
+        calls: Vec<Vec<Arg>>,
+        chunksize: usize,
+        engines: Vec<usize>,
+        ordered: bool,
+        result_ty: Option<Type>,
+    ) -> Result<Arc<TaskRecord>> {
+        self.pool.check_capacity(&engines)?;
+        let ranges = partition::batches(calls.len(), chunksize);
+        let mut calls = calls;
+        let mut batches: Vec<Mutex<Option<Vec<Vec<Arg>>>>> = Vec::with_capacity(ranges.len());
+        for range in ranges.iter().rev() {
+            batches.push(Mutex::new(Some(calls.split_off(range.start))));
+        }
+        batches.reverse();
+        let n_batches = batches.len();
+        let (sink, mut results) = mpsc::unbounded_channel();
+        let encoding = call_spec.encoding;
+        let work = Arc::new(BalancedWork {
+            spec: call_spec,
+            batches,
+            next: Default::default(),
+            stop: Default::default(),
+            sink,
+        });
+        let mut accepted = 0;
+        for &id in &engines {
+            match self.pool.send(id, Job::Balanced(work.clone())) {
+                Ok(()) => accepted += 1,
+                Err(e) => tracing::warn!(engine = id, "cannot queue balanced work: {e}"),
+            }
+        }
+        if accepted == 0 {
+            return Err(Error::EngineGone(format!(
+                "none of engines {engines:?} accepted the work; retry once they are back"
+            )));
+        }
+        self.tasks.insert(record.clone());
+        let task = record.clone();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut slots: Vec<Option<Vec<Json>>> = vec![None; n_batches];
+            let mut arrival: Vec<usize> = Vec::with_capacity(n_batches);
+            let mut outputs = Vec::new();
+            let mut failures = Vec::new();
+            let mut used = Vec::new();
+            let mut received = 0;
+            let mut abandoned = false;
+            while received < n_batches {
+                let stopping = !failures.is_empty() || task.control.is_cancelled();
+                if stopping && received >= work.next.load(Ordering::SeqCst).min(n_batches) {
+                    break;
+                }
+                // Wake up now and then to notice a cancel with nothing in
+                // flight, or that no engine holds the work any more (each
+                // drops its share when it has no batch left or its thread
+                // died): the batches not answered by then never will be.
+                let Ok(got) = tokio::time::timeout(Duration::from_millis(50), results.recv()).await
+                else {
+                    if Arc::strong_count(&work) == 1 && results.is_empty() {
+                        abandoned = true;
+                        break;
+                    }
+                    continue;
+                };
+                let Some(BatchOutcome {
+                    engine,
+                    batch,
+                    results: r,
+                    output,
+                }) = got
+                else {
+                    break;
+                };
+                received += 1;
+                if !used.contains(&engine) {
+                    used.push(engine);
+                }
+                if !output.is_empty() {
+                    outputs.push(output);
+                }
+                match r {
+                    Ok(values) => {
+                        slots[batch] = Some(values);
+                        arrival.push(batch);
+                    }
+                    Err(f) => {
+                        work.stop.store(true, Ordering::SeqCst);
+                        failures.push(f);
+                    }
+                }
+            }
+            used.sort_unstable();
+            task.set_engines(used);
+            let outputs = merge_outputs(outputs);
+            if !failures.is_empty() || task.control.is_cancelled() {
+                task.finish(
+                    Err(TaskError::from_failures(
+                        failures,
+                        task.control.is_cancelled(),
+                    )),
+                    outputs,
+                );
+                return;
+            }
+            if abandoned {
+                let message = format!("{} of {n_batches} batches were never run: no engine took them (engines stopped or were restarted)", n_batches - received);
+                task.finish(
+                    Err(TaskError {
+                        kind: TaskErrorKind::NoEngine,
+                        message,
+                        errors: Vec::new(),
+                    }),
+                    outputs,
+                );
+                return;
+            }
+            let order: Vec<usize> = if ordered {
+                (0..n_batches).collect()
+            } else {
+                arrival
+            };
+            let mut flat = Vec::with_capacity(task.total);
+            for b in order {
+                flat.extend(slots[b].take().unwrap_or_default());
+            }
+            task.finish(Ok(flat_result(flat, result_ty.as_ref(), encoding)), outputs);
+            me.tasks.enforce_bytes();
+        });
+        Ok(record)
+    }
+}

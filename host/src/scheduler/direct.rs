@@ -1,0 +1,122 @@
+//! Direct views: one job per engine (one message per engine for a whole
+//! chunk), and how the engines' outcomes become the task's result.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use wasmtime::component::types::Type;
+
+use super::result::{concat_lists, engine_died, flat_result, merge_outputs};
+use super::task::{TaskError, TaskRecord};
+use super::Controller;
+use crate::engine::{BatchOutcome, CallBatch, Job};
+use crate::value::Encoding;
+use crate::Result;
+use serde_json::Value as Json;
+
+/// How a finished set of engine outcomes becomes the task's result.
+#[derive(Clone, Copy)]
+pub(super) enum Assemble {
+    /// One result per engine, as a list.
+    PerEngine,
+    /// One engine, its single result.
+    Single,
+    /// Per-engine lists concatenated in order (map).
+    Concat,
+    /// Parallel: concatenated if the function returns a list, else per engine.
+    Parallel,
+}
+
+impl Controller {
+    pub(super) fn start_direct(
+        self: &Arc<Self>,
+        record: Arc<TaskRecord>,
+        jobs: Vec<(usize, CallBatch)>,
+        assemble: Assemble,
+        result_ty: Option<Type>,
+        encoding: Encoding,
+    ) -> Result<Arc<TaskRecord>> {
+        let ids: Vec<usize> = jobs.iter().map(|(id, _)| *id).collect();
+        self.pool.check_capacity(&ids)?;
+        self.tasks.insert(record.clone());
+        let mut pending = Vec::with_capacity(jobs.len());
+        for (id, batch) in jobs {
+            let (tx, rx) = oneshot::channel();
+            match self.pool.send(id, Job::Call { batch, reply: tx }) {
+                Ok(()) => pending.push((id, Some(rx))),
+                Err(e) => {
+                    tracing::warn!(engine = id, "cannot queue: {e}");
+                    pending.push((id, None));
+                }
+            }
+        }
+        let task = record.clone();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut outcomes = Vec::with_capacity(pending.len());
+            for (id, rx) in pending {
+                let got = match rx {
+                    Some(rx) => rx.await.ok(),
+                    None => None,
+                };
+                outcomes.push(got.unwrap_or_else(|| engine_died(id, &task)));
+            }
+            finish(&task, outcomes, assemble, result_ty.as_ref(), encoding);
+            me.tasks.enforce_bytes();
+        });
+        Ok(record)
+    }
+}
+
+pub(super) fn finish(
+    task: &TaskRecord,
+    outcomes: Vec<BatchOutcome>,
+    assemble: Assemble,
+    result_ty: Option<&Type>,
+    encoding: Encoding,
+) {
+    let mut failures = Vec::new();
+    let mut per_engine = Vec::with_capacity(outcomes.len());
+    let mut outputs = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        outputs.push(o.output);
+        match o.results {
+            Ok(values) => per_engine.push(values),
+            Err(f) => failures.push(f),
+        }
+    }
+    let outputs = merge_outputs(outputs);
+    if !failures.is_empty() {
+        task.finish(
+            Err(TaskError::from_failures(
+                failures,
+                task.control.is_cancelled(),
+            )),
+            outputs,
+        );
+        return;
+    }
+    let first = |v: Vec<Json>| v.into_iter().next().unwrap_or(Json::Null);
+    let result = match assemble {
+        Assemble::PerEngine => Json::Array(per_engine.into_iter().map(first).collect()),
+        Assemble::Single => per_engine
+            .into_iter()
+            .next()
+            .map(first)
+            .unwrap_or(Json::Null),
+        Assemble::Concat => flat_result(
+            per_engine.into_iter().flatten().collect(),
+            result_ty,
+            encoding,
+        ),
+        Assemble::Parallel => {
+            let results: Vec<Json> = per_engine.into_iter().map(first).collect();
+            if matches!(result_ty, Some(Type::List(_))) {
+                concat_lists(results)
+            } else {
+                Json::Array(results)
+            }
+        }
+    };
+    task.finish(Ok(result), outputs);
+}

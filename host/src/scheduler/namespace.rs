@@ -1,0 +1,288 @@
+//! Namespace operations over direct targets: push, pull, scatter, gather
+//! (IPython Parallel's `dv.push`, `dv.pull`, `dv.scatter`, `dv.gather`).
+
+use serde_json::{Map, Value as Json};
+use tokio::sync::oneshot;
+
+use super::partition;
+use super::targets::Targets;
+use super::Controller;
+use crate::engine::{Job, NsValue};
+use std::sync::Arc;
+
+use crate::value::{ArrayForm, Dtype, Encoding};
+use crate::{Error, Result};
+
+impl Controller {
+    // ---- namespace -----------------------------------------------------------
+
+    pub(super) async fn each_engine<T: Send + 'static>(
+        &self,
+        ids: &[usize],
+        make: impl Fn(usize, oneshot::Sender<T>) -> Job,
+    ) -> Result<Vec<T>> {
+        let mut rxs = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let (tx, rx) = oneshot::channel();
+            self.pool.send(id, make(id, tx))?;
+            rxs.push((id, rx));
+        }
+        let mut out = Vec::with_capacity(rxs.len());
+        for (id, rx) in rxs {
+            out.push(rx.await.map_err(|_| {
+                Error::EngineGone(format!(
+                    "engine {id} failed while handling the request; it was restarted"
+                ))
+            })?);
+        }
+        Ok(out)
+    }
+
+    pub async fn push(&self, targets: &Targets, values: &Map<String, Json>) -> Result<Vec<usize>> {
+        let ids = self.direct(targets, "push")?;
+        if values.is_empty() {
+            return Err(Error::BadRequest(
+                "push: `values` names nothing to push".into(),
+            ));
+        }
+        let mut parsed = Vec::with_capacity(values.len());
+        for (name, v) in values {
+            check_global_name(name)?;
+            let value = NsValue::from_json(v)
+                .map_err(|m| Error::BadRequest(format!("push `{name}`: {m}")))?;
+            parsed.push((name.clone(), value));
+        }
+        self.each_engine(&ids, |_, reply| Job::Push {
+            values: parsed.clone(),
+            reply,
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    /// Push one already-decoded value (the binary route).
+    pub async fn push_value(
+        &self,
+        targets: &Targets,
+        name: &str,
+        value: NsValue,
+    ) -> Result<Vec<usize>> {
+        check_global_name(name)?;
+        let ids = self.direct(targets, "push")?;
+        self.each_engine(&ids, |_, reply| Job::Push {
+            values: vec![(name.to_string(), value.clone())],
+            reply,
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    /// The value a raw-bytes push stands for: `data` holds `shape`'s items of
+    /// `dtype` (one dimension of all of them when `shape` is not given).
+    pub fn raw_value(
+        &self,
+        dtype: Dtype,
+        shape: Option<Vec<usize>>,
+        data: RawData,
+    ) -> Result<NsValue> {
+        let count = match &data {
+            RawData::F64(v) => v.len(),
+            RawData::Bytes(b) => {
+                if b.len() % dtype.size() != 0 {
+                    return Err(Error::BadRequest(format!(
+                        "{} bytes is not a whole number of {} items",
+                        b.len(),
+                        dtype.name()
+                    )));
+                }
+                b.len() / dtype.size()
+            }
+        };
+        let shape = shape.unwrap_or_else(|| vec![count]);
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
+            return Err(Error::BadRequest(format!(
+                "shape {:?} does not hold {count} items",
+                cut(&format!("{shape:?}"))
+            )));
+        }
+        Ok(match data {
+            RawData::F64(floats) if dtype == Dtype::F64 => {
+                let floats = Arc::new(floats);
+                if shape.len() == 1 {
+                    NsValue::FloatList(floats)
+                } else {
+                    NsValue::FloatArray {
+                        shape,
+                        data: floats,
+                    }
+                }
+            }
+            RawData::F64(floats) => NsValue::from_array(ArrayForm::from_f64(shape, &floats)),
+            RawData::Bytes(bytes) => NsValue::from_array(ArrayForm {
+                dtype,
+                shape,
+                data: bytes.to_vec(),
+            }),
+        })
+    }
+
+    /// One engine's array as (dtype, shape, little-endian bytes): the binary
+    /// pull, sharing the engine's buffer where the host is little-endian.
+    pub async fn pull_raw(
+        &self,
+        targets: &Targets,
+        name: &str,
+    ) -> Result<(Dtype, Vec<usize>, bytes::Bytes)> {
+        let value = self.pull_value(targets, name).await?;
+        value.to_raw().ok_or_else(|| {
+            Error::BadRequest(format!(
+                "`{}` is a {}, not a numeric list or array",
+                cut(name),
+                value.kind()
+            ))
+        })
+    }
+
+    /// One engine's value of `name` (the binary route).
+    pub async fn pull_value(&self, targets: &Targets, name: &str) -> Result<NsValue> {
+        let ids = self.direct(targets, "pull")?;
+        let [id] = ids.as_slice() else {
+            return Err(Error::BadRequest(format!(
+                "a binary pull reads one engine; the targets select {}",
+                ids.len()
+            )));
+        };
+        let mut values = self.pull_values(&[*id], &[name.to_string()]).await?;
+        values
+            .pop()
+            .and_then(|mut v| v.pop())
+            .ok_or_else(|| Error::not_found("name", name))
+    }
+
+    async fn pull_values(&self, ids: &[usize], names: &[String]) -> Result<Vec<Vec<NsValue>>> {
+        if names.is_empty() {
+            return Err(Error::BadRequest("pull: give at least one name".into()));
+        }
+        let replies = self
+            .each_engine(ids, |_, reply| Job::Pull {
+                names: names.to_vec(),
+                reply,
+            })
+            .await?;
+        ids.iter()
+            .zip(replies)
+            .map(|(id, r)| {
+                r.map_err(|name| Error::not_found_hint("name", &name, format!(" on engine {id}")))
+            })
+            .collect()
+    }
+
+    pub async fn pull(
+        &self,
+        targets: &Targets,
+        names: &[String],
+        encoding: Encoding,
+    ) -> Result<(Vec<usize>, Vec<Map<String, Json>>)> {
+        let ids = self.direct(targets, "pull")?;
+        let values = self.pull_values(&ids, names).await?;
+        let maps = values
+            .into_iter()
+            .map(|vals| {
+                names
+                    .iter()
+                    .cloned()
+                    .zip(vals.iter().map(|v| v.to_json(encoding)))
+                    .collect()
+            })
+            .collect();
+        Ok((ids, maps))
+    }
+
+    pub async fn scatter(
+        &self,
+        name: &str,
+        values: &Json,
+        targets: &Targets,
+    ) -> Result<Vec<usize>> {
+        check_global_name(name)?;
+        let ids = self.direct(targets, "scatter")?;
+        let chunks: Vec<NsValue> = match values {
+            Json::Array(items) => partition::contiguous(items.len(), ids.len())
+                .into_iter()
+                .map(|r| NsValue::from_json(&Json::Array(items[r].to_vec())))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|m| Error::BadRequest(format!("scatter: {m}")))?,
+            Json::Object(obj) => match ArrayForm::from_json(obj) {
+                Some(Ok(a)) if !a.shape.is_empty() => {
+                    let whole = NsValue::from_array(a);
+                    let len = whole.rows().unwrap_or(0);
+                    partition::contiguous(len, ids.len())
+                        .into_iter()
+                        .map(|r| {
+                            whole.slice(r.start, r.end).ok_or_else(|| {
+                                Error::BadRequest("scatter: cannot split this array".into())
+                            })
+                        })
+                        .collect::<Result<_>>()?
+                }
+                Some(Err(m)) => return Err(Error::BadRequest(format!("scatter: {m}"))),
+                _ => {
+                    return Err(Error::BadRequest(
+                        "scatter: `values` must be a list or an array form".into(),
+                    ))
+                }
+            },
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "scatter: `values` must be a list or an array form, got {}",
+                    crate::value::describe_json(other)
+                )))
+            }
+        };
+        self.each_engine(&ids, |i, reply| {
+            let pos = ids.iter().position(|&x| x == i).unwrap_or(0);
+            Job::Push {
+                values: vec![(name.to_string(), chunks[pos].clone())],
+                reply,
+            }
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    pub async fn gather(&self, name: &str, targets: &Targets, encoding: Encoding) -> Result<Json> {
+        let ids = self.direct(targets, "gather")?;
+        let values = self.pull_values(&ids, &[name.to_string()]).await?;
+        let parts: Vec<NsValue> = values.into_iter().flatten().collect();
+        let whole = NsValue::concat(&parts)
+            .map_err(|m| Error::BadRequest(format!("gather `{name}`: {m}")))?;
+        Ok(whole.to_json(encoding))
+    }
+}
+
+pub(super) fn check_global_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!(
+            "{:?} is not a usable global name (1-256 characters, no control characters)",
+            cut(name)
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes of a raw push: f64s read straight into their final buffer, or
+/// the body's bytes for other dtypes.
+pub enum RawData {
+    F64(Vec<f64>),
+    Bytes(bytes::Bytes),
+}
+
+/// At most 64 characters of something a request sent, for an error message
+/// (a 10 MB name is not echoed back whole).
+pub fn cut(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
+    }
+}

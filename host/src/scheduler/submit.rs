@@ -1,0 +1,299 @@
+//! Submitting a task: the spec as sent, its validation, and the choice of how
+//! it runs (direct, balanced), with every argument converted before any job
+//! is sent (the invariant of `scheduler`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use super::binding::{self, Sequence};
+use super::direct::Assemble;
+use super::partition;
+use super::targets::{Selection, Targets};
+use super::task::{Op, TaskRecord};
+use super::Controller;
+use crate::engine::{Arg, CallBatch, CallSpec};
+use crate::runtime::LoadedComponent;
+use crate::value::Encoding;
+use crate::{Error, Result};
+
+fn default_true() -> bool {
+    true
+}
+
+/// A task as submitted (API.md, "Tasks").
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub op: Op,
+    pub component: String,
+    pub function: String,
+    /// Positional arguments (apply).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub args: Vec<Json>,
+    /// Named arguments (apply), or constants for every call (map, parallel).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub kwargs: Map<String, Json>,
+    /// Sequences (map, parallel): JSON lists or array forms.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub sequences: Vec<Json>,
+    #[serde(default)]
+    pub targets: Targets,
+    #[serde(default)]
+    pub block: bool,
+    /// Balanced map: items per batch (default: automatic).
+    #[serde(default)]
+    pub chunksize: Option<usize>,
+    /// Balanced map: keep results in input order (default true).
+    #[serde(default = "default_true")]
+    pub ordered: bool,
+    /// Per-call deadline in seconds (default: the server's).
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+    #[serde(default)]
+    pub result_encoding: Encoding,
+}
+
+/// The longest per-call deadline a task may ask for: 7 days.
+const MAX_TIMEOUT_S: f64 = 7.0 * 86400.0;
+
+/// Tasks with more items than this are converted on a blocking thread, so
+/// one large map does not stall the async runtime's other requests.
+const INLINE_ITEMS: usize = 4096;
+
+impl TaskSpec {
+    /// Roughly how many items converting this task touches: list items, or
+    /// an array form's bytes / 8.
+    pub fn weight(&self) -> usize {
+        let one = |v: &Json| match v {
+            Json::Array(items) => items.len(),
+            Json::Object(o) => o
+                .get("data")
+                .and_then(Json::as_str)
+                .map_or(1, |d| d.len() / 8),
+            _ => 1,
+        };
+        self.sequences.iter().map(one).sum::<usize>()
+            + self.args.iter().map(one).sum::<usize>()
+            + self.kwargs.values().map(one).sum::<usize>()
+    }
+}
+
+impl Controller {
+    /// [`Controller::submit`], off the async runtime when the task is large.
+    pub async fn submit_off_runtime(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
+        if spec.weight() <= INLINE_ITEMS {
+            return self.submit(spec);
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.submit(spec))
+            .await
+            .map_err(|e| Error::Internal(format!("task submission panicked: {e}")))?
+    }
+
+    pub fn submit(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
+        let component = self.runtime.components.get(&spec.component)?;
+        let function = function_index(&component, &spec.function)?;
+        let f = &component.functions[function];
+        let timeout = match spec.timeout_s {
+            None => self.runtime.limits.call_timeout,
+            Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_S => Duration::from_secs_f64(s),
+            Some(s) => {
+                return Err(Error::BadRequest(format!(
+                    "timeout_s must be more than 0 and at most {MAX_TIMEOUT_S} seconds (7 days), got {s}"
+                )))
+            }
+        };
+        if spec.op == Op::Apply && !spec.sequences.is_empty() {
+            return Err(Error::BadRequest(
+                "apply takes args and kwargs, not sequences (use op \"map\")".into(),
+            ));
+        }
+        if spec.op != Op::Apply && !spec.args.is_empty() {
+            return Err(Error::BadRequest(
+                format!(
+                    "{:?} takes sequences (and kwargs for constants), not args",
+                    spec.op
+                )
+                .to_lowercase(),
+            ));
+        }
+        let selection = spec.targets.resolve(self.pool.len())?;
+        let seqs = spec
+            .sequences
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, s)| Sequence::parse(s, i))
+            .collect::<Result<Vec<_>>>()?;
+        let len = binding::common_len(&seqs);
+        if len > self.runtime.limits.max_sequence_len {
+            return Err(Error::TooLarge(format!(
+                "sequences of {len} items exceed the limit of {}",
+                self.runtime.limits.max_sequence_len
+            )));
+        }
+        let result_ty = f.results.first().cloned();
+        let call_spec = |control| CallSpec {
+            component: component.clone(),
+            function,
+            encoding: spec.result_encoding,
+            timeout,
+            control,
+        };
+        let batch = |calls: Vec<Vec<Arg>>, control| CallBatch {
+            spec: call_spec(control),
+            calls,
+        };
+
+        match (spec.op, selection) {
+            (Op::Apply, Selection::Direct(ids)) => {
+                self.require_all(&component, &ids)?;
+                let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
+                let record =
+                    self.tasks
+                        .record(spec.op, &component.name, &f.name, ids.len(), ids.clone());
+                let jobs = ids
+                    .iter()
+                    .map(|&id| (id, batch(vec![args.clone()], record.control.clone())))
+                    .collect();
+                self.start_direct(
+                    record,
+                    jobs,
+                    Assemble::PerEngine,
+                    result_ty,
+                    spec.result_encoding,
+                )
+            }
+            (Op::Apply, Selection::Balanced) => {
+                let capable = self.require_some(&component)?;
+                let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
+                let id = self
+                    .pool
+                    .least_loaded(&capable)
+                    .ok_or_else(|| Error::Internal("no engine".into()))?;
+                let record = self
+                    .tasks
+                    .record(spec.op, &component.name, &f.name, 1, vec![id]);
+                let jobs = vec![(id, batch(vec![args], record.control.clone()))];
+                self.start_direct(
+                    record,
+                    jobs,
+                    Assemble::Single,
+                    result_ty,
+                    spec.result_encoding,
+                )
+            }
+            (Op::Map, Selection::Direct(ids)) => {
+                self.require_all(&component, &ids)?;
+                let mut calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
+                let record = self
+                    .tasks
+                    .record(spec.op, &component.name, &f.name, len, ids.clone());
+                let ranges = partition::contiguous(len, ids.len());
+                let mut jobs = Vec::new();
+                // Split from the back so each chunk is moved, not copied.
+                for (&id, range) in ids.iter().zip(ranges).rev() {
+                    let chunk = calls.split_off(range.start);
+                    if !chunk.is_empty() {
+                        jobs.push((id, batch(chunk, record.control.clone())));
+                    }
+                }
+                jobs.reverse();
+                self.start_direct(
+                    record,
+                    jobs,
+                    Assemble::Concat,
+                    result_ty,
+                    spec.result_encoding,
+                )
+            }
+            (Op::Map, Selection::Balanced) => {
+                let capable = self.require_some(&component)?;
+                let calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
+                let chunksize = match spec.chunksize {
+                    Some(0) => {
+                        return Err(Error::BadRequest("chunksize must be at least 1".into()))
+                    }
+                    Some(c) => c,
+                    None => partition::automatic_chunksize(len, capable.len()),
+                };
+                let record =
+                    self.tasks
+                        .record(spec.op, &component.name, &f.name, len, capable.clone());
+                let work = call_spec(record.control.clone());
+                self.start_balanced(
+                    record,
+                    work,
+                    calls,
+                    chunksize,
+                    capable,
+                    spec.ordered,
+                    result_ty,
+                )
+            }
+            (Op::Parallel, Selection::Direct(ids)) => {
+                self.require_all(&component, &ids)?;
+                let pairs: Vec<_> = ids
+                    .iter()
+                    .copied()
+                    .zip(partition::contiguous(len, ids.len()))
+                    .filter(|(_, r)| !r.is_empty())
+                    .collect();
+                let ranges: Vec<_> = pairs.iter().map(|(_, r)| r.clone()).collect();
+                let calls = binding::bind_parallel(f, &seqs, &spec.kwargs, &ranges)?;
+                let used: Vec<usize> = pairs.iter().map(|(id, _)| *id).collect();
+                let record =
+                    self.tasks
+                        .record(spec.op, &component.name, &f.name, used.len(), used.clone());
+                let jobs = used
+                    .iter()
+                    .zip(calls)
+                    .map(|(&id, call)| (id, batch(vec![call], record.control.clone())))
+                    .collect();
+                self.start_direct(
+                    record,
+                    jobs,
+                    Assemble::Parallel,
+                    result_ty,
+                    spec.result_encoding,
+                )
+            }
+            (Op::Parallel, Selection::Balanced) => Err(Error::BadRequest(
+                "parallel gives each engine its chunk: use direct targets, not \"balanced\"".into(),
+            )),
+        }
+    }
+}
+
+/// The index of `name` among `component`'s functions (WIT or snake_case spelling).
+pub(super) fn function_index(component: &LoadedComponent, name: &str) -> Result<usize> {
+    component
+        .functions
+        .iter()
+        .position(|f| crate::value::wit_name_matches(&f.name, name))
+        .ok_or_else(|| {
+            let known: Vec<&str> = component
+                .functions
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            Error::not_found_hint(
+                "function",
+                format!("{}/{}", component.name, name),
+                format!(
+                    "; it exports: {}",
+                    if known.is_empty() {
+                        "nothing".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })
+}
