@@ -50,8 +50,7 @@ impl Rows {
 
     /// Remove the oldest finished rows for which `stop` says go on.
     fn remove_oldest_finished(&mut self, mut more: impl FnMut(&Rows) -> bool) -> u64 {
-        let candidates: Vec<u64> =
-            self.rows.iter().filter(|(_, (t, _))| t.status.is_finished()).map(|(s, _)| *s).collect();
+        let candidates: Vec<u64> = self.rows.iter().filter(|(_, (t, _))| t.status.is_finished()).map(|(s, _)| *s).collect();
         let mut n = 0;
         for seq in candidates {
             if !more(self) {

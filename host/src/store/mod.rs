@@ -144,10 +144,7 @@ impl StoredTask {
         );
         if let Json::Object(view) = &mut self.view {
             view.insert("status".into(), Json::from("lost"));
-            view.insert(
-                "error".into(),
-                serde_json::json!({"kind": LOST_KIND, "message": message, "errors": []}),
-            );
+            view.insert("error".into(), serde_json::json!({"kind": LOST_KIND, "message": message, "errors": []}));
             if let Some(Json::Object(timing)) = view.get_mut("timing") {
                 timing.insert("completed".into(), Json::from(now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
             }
@@ -240,9 +237,7 @@ impl StoreLocation {
         match flag {
             None => Ok(StoreLocation::Sqlite(default_path())),
             Some("none") => Ok(StoreLocation::Memory),
-            Some("") => Err(crate::Error::BadRequest(
-                "--db needs a path to an SQLite file, or `none` to keep tasks in memory only".into(),
-            )),
+            Some("") => Err(crate::Error::BadRequest("--db needs a path to an SQLite file, or `none` to keep tasks in memory only".into())),
             Some(path) => Ok(StoreLocation::Sqlite(PathBuf::from(path))),
         }
     }

@@ -108,16 +108,14 @@ pub fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(secs) = text.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 && secs < 1e11 {
+        if (0.0..1e11).contains(&secs) {
             let micros = (secs * 1e6).round() as i64;
             if let Some(t) = DateTime::from_timestamp_micros(micros) {
                 return Ok(t);
             }
         }
     }
-    Err(Error::BadRequest(format!(
-        "{name} must be a time in RFC 3339 (2026-11-25T12:00:00Z) or seconds since the epoch, not `{text}`"
-    )))
+    Err(Error::BadRequest(format!("{name} must be a time in RFC 3339 (2026-11-25T12:00:00Z) or seconds since the epoch, not `{text}`")))
 }
 
 pub(crate) fn encode_cursor(seq: u64) -> String {

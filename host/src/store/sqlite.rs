@@ -28,10 +28,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::query::encode_cursor;
-use super::{
-    Retention, StoreStats, StoredError, StoredProgress, StoredStatus, StoredTask, TaskPage, TaskQuery, TaskSource,
-    TaskStore,
-};
+use super::{Retention, StoreStats, StoredError, StoredProgress, StoredStatus, StoredTask, TaskPage, TaskQuery, TaskSource, TaskStore};
 use crate::{Error, Result};
 
 /// The schema's version, in `PRAGMA user_version`.
@@ -89,7 +86,7 @@ impl Default for SqliteOptions {
 }
 
 enum Command {
-    Put(StoredTask),
+    Put(Box<StoredTask>),
     PutLazy(Arc<dyn TaskSource>),
     Flush(Sender<Result<(), String>>),
     Purge(DateTime<Utc>, Sender<Result<u64, String>>),
@@ -124,17 +121,22 @@ impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore> {
         let path = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
-                Error::BadRequest(format!("cannot create the task store's directory {}: {e}", dir.display()))
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::BadRequest(format!("cannot create the task store's directory {}: {e}", dir.display())))?;
         }
         if !path.exists() {
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| {
-                Error::BadRequest(format!("cannot create the task store {}: {e}", path.display()))
-            })?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error::BadRequest(format!("cannot create the task store {}: {e}", path.display())))?;
         }
-        let mut conn = Connection::open(&path)
-            .map_err(|e| Error::BadRequest(format!("cannot open the task store {}: {e}", path.display())))?;
+        let mut conn =
+            Connection::open(&path).map_err(|e| Error::BadRequest(format!("cannot open the task store {}: {e}", path.display())))?;
         prepare_writer(&conn, &path)?;
         let lost = mark_lost(&mut conn, &path)?;
         if lost > 0 {
@@ -143,13 +145,13 @@ impl SqliteStore {
         match retain(&conn, &options.retention) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, db = %path.display(), "task store retention"),
-            Err(e) => tracing::error!(error = %e, db = %path.display(), "task store retention failed"),
+            Err(e) => {
+                tracing::error!(error = %e, db = %path.display(), "task store retention failed")
+            }
         }
-        let reader = Connection::open(&path)
-            .map_err(|e| Error::BadRequest(format!("cannot open the task store {}: {e}", path.display())))?;
-        reader
-            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
-            .map_err(db_err(&path, "setting up the reader"))?;
+        let reader =
+            Connection::open(&path).map_err(|e| Error::BadRequest(format!("cannot open the task store {}: {e}", path.display())))?;
+        reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;").map_err(db_err(&path, "setting up the reader"))?;
 
         let (tx, rx) = crossbeam_channel::unbounded();
         let backlog = Arc::new(AtomicU64::new(0));
@@ -199,8 +201,7 @@ impl SqliteStore {
     /// `PRAGMA integrity_check` through the reader: `"ok"` when sound.
     pub fn integrity_check(&self) -> Result<String> {
         let conn = self.reader.lock();
-        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-            .map_err(db_err(&self.path, "integrity check"))
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).map_err(db_err(&self.path, "integrity check"))
     }
 }
 
@@ -232,9 +233,7 @@ fn prepare_writer(conn: &Connection, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    conn.execute_batch(SCHEMA).map_err(|e| {
-        Error::BadRequest(format!("{} is not a usable SQLite task store: {e}", path.display()))
-    })?;
+    conn.execute_batch(SCHEMA).map_err(|e| Error::BadRequest(format!("{} is not a usable SQLite task store: {e}", path.display())))?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err(path, "writing the version"))?;
     Ok(())
 }
@@ -398,7 +397,7 @@ struct Batch {
 }
 
 enum Pending {
-    Ready(StoredTask),
+    Ready(Box<StoredTask>),
     Lazy(Arc<dyn TaskSource>),
 }
 
@@ -516,7 +515,9 @@ impl Writer {
         match &outcome {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, db = %self.path.display(), "task store retention"),
-            Err(e) => tracing::error!(error = %e, db = %self.path.display(), "task store retention failed"),
+            Err(e) => {
+                tracing::error!(error = %e, db = %self.path.display(), "task store retention failed")
+            }
         }
         outcome.map_err(|e| e.to_string())
     }
@@ -525,7 +526,7 @@ impl Writer {
 impl TaskStore for SqliteStore {
     fn put(&self, task: StoredTask) {
         self.backlog.fetch_add(1, Ordering::Relaxed);
-        if !self.send(Command::Put(task)) {
+        if !self.send(Command::Put(Box::new(task))) {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -597,9 +598,7 @@ impl TaskStore for SqliteStore {
     fn stats(&self) -> Result<StoreStats> {
         let conn = self.reader.lock();
         let (tasks, bytes) = conn
-            .query_row("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM tasks", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })
+            .query_row("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM tasks", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
             .map_err(db_err(&self.path, "counting tasks"))?;
         Ok(StoreStats { tasks: tasks.max(0) as u64, bytes: bytes.max(0) as u64, backlog: self.backlog.load(Ordering::Relaxed) })
     }

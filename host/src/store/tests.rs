@@ -99,9 +99,7 @@ fn paging_and_filters(store: &dyn TaskStore) {
         assert!(page.tasks.iter().all(|t| t.view.is_null()), "views only on request");
         seen.extend(page.tasks.iter().map(|t| t.id.clone()));
         match page.next_cursor {
-            Some(c) => {
-                q = TaskQueryParams { cursor: Some(c), limit: Some(10), ..Default::default() }.parse().expect("cursor")
-            }
+            Some(c) => q = TaskQueryParams { cursor: Some(c), limit: Some(10), ..Default::default() }.parse().expect("cursor"),
             None => break,
         }
     }
@@ -109,9 +107,7 @@ fn paging_and_filters(store: &dyn TaskStore) {
     let expected: Vec<String> = (0..25).rev().map(|i| format!("t{i:02}")).collect();
     assert_eq!(seen, expected, "newest first, each once");
 
-    let failed = store
-        .query(&TaskQueryParams { status: Some("failed".into()), ..Default::default() }.parse().expect("q"))
-        .expect("query");
+    let failed = store.query(&TaskQueryParams { status: Some("failed".into()), ..Default::default() }.parse().expect("q")).expect("query");
     assert_eq!(failed.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["t20", "t15", "t10", "t05", "t00"]);
     let q = TaskQueryParams {
         component: Some("mandelbrot".into()),
@@ -298,7 +294,7 @@ fn lazy_puts_store_the_state_at_commit() {
 #[test]
 fn bad_query_parameters_are_clear_errors() {
     let bad = |p: TaskQueryParams, words: &str| {
-        let e = p.parse().err().expect("an error");
+        let e = p.parse().expect_err("an error");
         assert!(matches!(e, crate::Error::BadRequest(_)), "{e:?}");
         assert!(e.to_string().contains(words), "`{e}` should mention `{words}`");
     };
@@ -324,7 +320,9 @@ const CHILD_ENV: &str = "WASMPAR_STORE_SIGKILL_DB";
 #[test]
 #[ignore = "run by sqlite_sigkill_loses_at_most_the_batch_window in a child process"]
 fn sigkill_child_writer() {
-    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let store = open(Path::new(&path));
     println!("writing");
     use std::io::Write;
