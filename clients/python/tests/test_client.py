@@ -153,7 +153,7 @@ def test_remote_error_from_one_engine(rc, seed):
         rc[1].apply_sync(seed.fail, "boom")
     assert not isinstance(e.value, wasmpar.CompositeError)
     assert e.value.engine_id == 1 and "boom" in e.value.evalue
-    assert str(e.value).startswith("[1:fail]")
+    assert str(e.value).startswith("[1:seed/fail] RemoteError: boom")
 
 
 def test_composite_error_from_every_engine(dv, seed):

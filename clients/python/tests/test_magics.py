@@ -8,6 +8,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import wasmpar
+from wasmpar import magics as wasmpar_magics
 from conftest import ENGINES, python_model_chunks
 
 
@@ -15,9 +16,7 @@ from conftest import ENGINES, python_model_chunks
 def ip(rc, seed, monkeypatch):
     monkeypatch.setattr(wasmpar.Client, "_current", rc)
     shell = InteractiveShell.instance()
-    import wasmpar.magics
-
-    wasmpar.magics._active.clear()
+    wasmpar_magics._active.clear()
     shell.run_line_magic("load_ext", "wasmpar")
     shell.run_line_magic("reload_ext", "wasmpar")
     yield shell
@@ -75,7 +74,7 @@ def test_px_scatter_squares_gather(ip, rc):
     assert [len(c) for c in dv.pull("y", block=True)] == [len(r) for r in python_model_chunks(24, ENGINES)]
 
 
-def test_px_images(ip, capsys):
+def test_px_images(ip, mandelbrot, capsys):
     ip.run_line_magic("px", "--targets [1,3] mandelbrot/render 60 40 30")
     text = capsys.readouterr().out
     assert "[output:1] 1 image" in text and "[output:3] 1 image" in text

@@ -136,6 +136,9 @@ class AsyncResult:
     def progress(self) -> int:
         """How many of its calls (engines for apply, items for map) are done."""
         self.ready()
+        return self._done_count()
+
+    def _done_count(self) -> int:
         return int((self._task.get("progress") or {}).get("done", 0))
 
     def __len__(self) -> int:
@@ -199,7 +202,7 @@ class AsyncResult:
         try:
             while True:
                 finished = self._poll(interval)
-                bar.update(self.progress - bar.n)
+                bar.update(self._done_count() - bar.n)
                 if finished:
                     break
                 if end is not None and time.monotonic() >= end:
@@ -274,9 +277,12 @@ class AsyncFutureResult(AsyncResult):
             raise TaskAborted(f"{self._label} was cancelled")
         return self._future.result()
 
+    def _done_count(self):
+        return 1 if self._future.done() else 0
+
     @property
     def progress(self):
-        return 1 if self._future.done() else 0
+        return self._done_count()
 
     def __len__(self):
         return 1

@@ -82,7 +82,8 @@ class Client:
                 for p in parts:
                     if p is not None and (isinstance(p, bool) or not isinstance(p, int)):
                         raise TypeError(f"engine slices take integers, not {p!r}")
-                targets = ":".join("" if p is None else str(p) for p in parts)
+                text = [("" if p is None else str(p)) for p in parts]
+                targets = ":".join(text if targets.step is not None else text[:2])
         elif isinstance(targets, bool):
             raise TypeError("rc[...] takes an engine id, a slice or a list of ids, not a bool")
         elif isinstance(targets, int):
