@@ -9,7 +9,9 @@
 
 mod body;
 pub mod connection;
+pub mod dashboard;
 pub mod error;
+pub mod metrics;
 mod routes;
 pub mod wire;
 
