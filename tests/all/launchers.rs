@@ -17,19 +17,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmpar::launcher::{
-    parse_hosts, EngineLaunch, LaunchError, LaunchRecord, LaunchState, Launcher, LocalLauncher,
-    MpiLauncher, Secret, SlurmLauncher, SshLauncher,
+    parse_hosts, EngineLaunch, LaunchError, LaunchRecord, LaunchState, Launcher, LocalLauncher, MpiLauncher, Secret, SlurmLauncher,
+    SshLauncher,
 };
 
 const TOKEN: &str = "tok-launch-test-5f1e";
 
 fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wasmpar-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
+    let dir = std::env::temp_dir().join(format!("wasmpar-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
@@ -51,11 +47,7 @@ fn stand_in(dir: &Path) -> PathBuf {
         dir = dir.display()
     );
     std::fs::write(&path, script).expect("write stand-in");
-    let status = Command::new("chmod")
-        .arg("0755")
-        .arg(&path)
-        .status()
-        .expect("chmod");
+    let status = Command::new("chmod").arg("0755").arg(&path).status().expect("chmod");
     assert!(status.success());
     path
 }
@@ -81,16 +73,12 @@ fn outputs(dir: &Path, n: usize, within: Duration) -> Vec<String> {
 }
 
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or("")
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).unwrap_or("")
 }
 
 fn pid_alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
     matches!(state, Some(s) if s != 'Z' && s != 'X')
 }
 
@@ -103,15 +91,8 @@ fn launch(dir: &Path, program: PathBuf, engines: usize, per_process: usize) -> E
 }
 
 fn squeue(args: &[&str]) -> String {
-    let out = Command::new("squeue")
-        .args(args)
-        .output()
-        .expect("squeue runs (SLURM_CONF set?)");
-    assert!(
-        out.status.success(),
-        "squeue {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("squeue").args(args).output().expect("squeue runs (SLURM_CONF set?)");
+    assert!(out.status.success(), "squeue {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -130,33 +111,21 @@ fn local_processes_get_the_engine_command_line() {
     let dir = temp_dir("launch-local");
     let program = stand_in(&dir);
     let l = launch(&dir, program, 6, 2);
-    let mut handle = Launcher::Local(LocalLauncher::default())
-        .start(&l)
-        .expect("local start");
+    let mut handle = Launcher::Local(LocalLauncher::default()).start(&l).expect("local start");
     let outs = outputs(&dir, 3, Duration::from_secs(20));
     assert_eq!(outs.len(), 3, "three processes of two engines: {outs:?}");
     let mut pids = Vec::new();
     for o in &outs {
-        assert_eq!(
-            field(o, "argv"),
-            "engine --connect http://127.0.0.1:9 -n 2 --label site=ci",
-            "{o}"
-        );
+        assert_eq!(field(o, "argv"), "engine --connect http://127.0.0.1:9 -n 2 --label site=ci", "{o}");
         assert_eq!(field(o, "token"), TOKEN, "{o}");
-        assert!(
-            !field(o, "cmdline").contains(TOKEN),
-            "token on the command line: {o}"
-        );
+        assert!(!field(o, "cmdline").contains(TOKEN), "token on the command line: {o}");
         pids.push(field(o, "pid").parse::<i32>().expect("pid"));
     }
     assert_eq!(handle.state().expect("state"), LaunchState::Running);
     assert!(pids.iter().all(|&p| pid_alive(p)));
     handle.stop().expect("stop");
     assert_eq!(handle.state().expect("state"), LaunchState::Finished);
-    assert!(
-        pids.iter().all(|&p| !pid_alive(p)),
-        "an engine process outlived stop"
-    );
+    assert!(pids.iter().all(|&p| !pid_alive(p)), "an engine process outlived stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -171,15 +140,11 @@ fn missing_program_is_a_clear_error() {
         }
         other => panic!("expected ToolMissing, got {other:?}"),
     }
-    let sl = SlurmLauncher {
-        sbatch: dir.join("sbatch"),
-        ..SlurmLauncher::default()
-    };
+    let sl = SlurmLauncher { sbatch: dir.join("sbatch"), ..SlurmLauncher::default() };
     match Launcher::Slurm(sl).start(&l) {
-        Err(e @ LaunchError::ToolMissing { .. }) => assert!(
-            e.to_string().contains("sbatch") && e.to_string().contains("slurm-client"),
-            "{e}"
-        ),
+        Err(e @ LaunchError::ToolMissing { .. }) => {
+            assert!(e.to_string().contains("sbatch") && e.to_string().contains("slurm-client"), "{e}")
+        }
         other => panic!("expected ToolMissing, got {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -200,24 +165,12 @@ fn slurm_job_runs_engines_and_scancel_stops_them() {
     let mut handle = Launcher::Slurm(sl).start(&l).expect("sbatch");
     let job = handle.job_id().expect("a job id").to_string();
     let outs = outputs(&dir, 2, Duration::from_secs(60));
-    assert_eq!(
-        outs.len(),
-        2,
-        "two srun tasks of two engines; job log: {}",
-        job_log(&dir, &job)
-    );
-    assert_eq!(
-        squeue(&["-h", "-j", &job, "-o", "%T %j"]),
-        format!("RUNNING {job_name}")
-    );
+    assert_eq!(outs.len(), 2, "two srun tasks of two engines; job log: {}", job_log(&dir, &job));
+    assert_eq!(squeue(&["-h", "-j", &job, "-o", "%T %j"]), format!("RUNNING {job_name}"));
     assert_eq!(handle.state().expect("state"), LaunchState::Running);
     let mut pids = Vec::new();
     for o in &outs {
-        assert_eq!(
-            field(o, "argv"),
-            "engine --connect http://127.0.0.1:9 -n 2 --label site=ci",
-            "{o}"
-        );
+        assert_eq!(field(o, "argv"), "engine --connect http://127.0.0.1:9 -n 2 --label site=ci", "{o}");
         assert_eq!(field(o, "token"), TOKEN, "{o}");
         assert_eq!(field(o, "job"), job, "{o}");
         assert!(!field(o, "cmdline").contains(TOKEN), "{o}");
@@ -225,10 +178,7 @@ fn slurm_job_runs_engines_and_scancel_stops_them() {
     }
     assert!(pids.iter().all(|&p| pid_alive(p)));
     // The batch script Slurm keeps has no token either.
-    let script = Command::new("scontrol")
-        .args(["write", "batch_script", &job, "-"])
-        .output()
-        .expect("scontrol");
+    let script = Command::new("scontrol").args(["write", "batch_script", &job, "-"]).output().expect("scontrol");
     let script = String::from_utf8_lossy(&script.stdout);
     assert!(script.contains("srun --kill-on-bad-exit=0"), "{script}");
     assert!(!script.contains(TOKEN), "{script}");
@@ -240,15 +190,9 @@ fn slurm_job_runs_engines_and_scancel_stops_them() {
     while pids.iter().any(|&p| pid_alive(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        pids.iter().all(|&p| !pid_alive(p)),
-        "an engine outlived scancel"
-    );
+    assert!(pids.iter().all(|&p| !pid_alive(p)), "an engine outlived scancel");
     let state = squeue(&["-h", "-j", &job, "-t", "all", "-o", "%T"]);
-    assert!(
-        state.is_empty() || state == "CANCELLED",
-        "squeue says {state:?}"
-    );
+    assert!(state.is_empty() || state == "CANCELLED", "squeue says {state:?}");
     eprintln!("scancel to every task gone: {:?}", t.elapsed());
     handle.stop().expect("a second stop is a no-op");
     let _ = std::fs::remove_dir_all(&dir);
@@ -265,10 +209,7 @@ fn slurm_rejection_is_a_clear_error() {
     match Launcher::Slurm(sl).start(&l) {
         Err(e @ LaunchError::ToolFailed { .. }) => {
             let msg = e.to_string();
-            assert!(
-                msg.contains("sbatch") && msg.to_lowercase().contains("partition"),
-                "{msg}"
-            );
+            assert!(msg.contains("sbatch") && msg.to_lowercase().contains("partition"), "{msg}");
         }
         other => panic!("expected ToolFailed, got {other:?}"),
     }
@@ -283,41 +224,25 @@ fn slurm_handles_own_their_job_until_detached() {
     require_slurm();
     let dir = temp_dir("launch-slurm-drop");
     let l = launch(&dir, stand_in(&dir), 1, 1);
-    let handle = Launcher::Slurm(SlurmLauncher::default())
-        .start(&l)
-        .expect("sbatch");
+    let handle = Launcher::Slurm(SlurmLauncher::default()).start(&l).expect("sbatch");
     let job = handle.job_id().expect("job id").to_string();
     drop(handle);
     let state = squeue(&["-h", "-j", &job, "-t", "all", "-o", "%T"]);
-    assert!(
-        state.is_empty() || state == "CANCELLED",
-        "after drop: {state:?}"
-    );
+    assert!(state.is_empty() || state == "CANCELLED", "after drop: {state:?}");
 
-    let handle = Launcher::Slurm(SlurmLauncher::default())
-        .start(&l)
-        .expect("sbatch");
+    let handle = Launcher::Slurm(SlurmLauncher::default()).start(&l).expect("sbatch");
     let record = handle.detach();
     let text = serde_json::to_string(&record).expect("record to json");
-    let mut again = wasmpar::launcher::LaunchHandle::from_record(
-        serde_json::from_str(&text).expect("record from json"),
-    );
+    let mut again = wasmpar::launcher::LaunchHandle::from_record(serde_json::from_str(&text).expect("record from json"));
     let job = again.job_id().expect("job id").to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while again.state().expect("state") != LaunchState::Running && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        again.state().expect("state"),
-        LaunchState::Running,
-        "the detached job keeps running"
-    );
+    assert_eq!(again.state().expect("state"), LaunchState::Running, "the detached job keeps running");
     again.stop().expect("scancel from the record");
     let state = squeue(&["-h", "-j", &job, "-t", "all", "-o", "%T"]);
-    assert!(
-        state.is_empty() || state == "CANCELLED",
-        "after stop from record: {state:?}"
-    );
+    assert!(state.is_empty() || state == "CANCELLED", "after stop from record: {state:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -359,71 +284,36 @@ fn ssh_engines_run_on_each_host_and_die_with_their_connection() {
     assert_eq!(ssh.total_engines(), 3);
     let mut handle = Launcher::Ssh(ssh).start(&l).expect("ssh start");
     let outs = outputs(&dir, 2, Duration::from_secs(30));
-    assert_eq!(
-        outs.len(),
-        2,
-        "one process per host: {outs:?}; logs: {}",
-        logs(&dir, "ssh-")
-    );
-    let by_addr = |a: &str| {
-        outs.iter()
-            .find(|o| field(o, "addr") == a)
-            .unwrap_or_else(|| panic!("no engine at {a}: {outs:?}"))
-    };
+    assert_eq!(outs.len(), 2, "one process per host: {outs:?}; logs: {}", logs(&dir, "ssh-"));
+    let by_addr = |a: &str| outs.iter().find(|o| field(o, "addr") == a).unwrap_or_else(|| panic!("no engine at {a}: {outs:?}"));
     let h1 = by_addr("10.200.0.11/24");
     let h2 = by_addr("10.200.0.12/24");
-    assert_eq!(
-        field(h1, "argv"),
-        "engine --connect http://10.200.0.1:9 -n 2 --label site=ci"
-    );
-    assert_eq!(
-        field(h2, "argv"),
-        "engine --connect http://10.200.0.1:9 -n 1 --label site=ci"
-    );
+    assert_eq!(field(h1, "argv"), "engine --connect http://10.200.0.1:9 -n 2 --label site=ci");
+    assert_eq!(field(h2, "argv"), "engine --connect http://10.200.0.1:9 -n 1 --label site=ci");
     for o in [h1, h2] {
         assert_eq!(field(o, "token"), TOKEN, "{o}");
-        assert!(
-            !field(o, "cmdline").contains(TOKEN) && !field(o, "parent").contains(TOKEN),
-            "token on a remote command line: {o}"
-        );
-        assert!(
-            field(o, "parent").starts_with("sh -c IFS= read -r WASMPAR_TOKEN"),
-            "{o}"
-        );
+        assert!(!field(o, "cmdline").contains(TOKEN) && !field(o, "parent").contains(TOKEN), "token on a remote command line: {o}");
+        assert!(field(o, "parent").starts_with("sh -c IFS= read -r WASMPAR_TOKEN"), "{o}");
     }
-    let LaunchRecord::Processes { groups } = handle.record().clone() else {
-        panic!("ssh launches are processes")
-    };
+    let LaunchRecord::Processes { groups } = handle.record().clone() else { panic!("ssh launches are processes") };
     assert_eq!(groups.len(), 2);
     for g in &groups {
         let cmdline = std::fs::read(format!("/proc/{g}/cmdline")).expect("local ssh cmdline");
-        assert!(
-            !String::from_utf8_lossy(&cmdline).contains(TOKEN),
-            "token on the local ssh command line"
-        );
+        assert!(!String::from_utf8_lossy(&cmdline).contains(TOKEN), "token on the local ssh command line");
     }
     let pid = |o: &str| field(o, "pid").parse::<i32>().expect("pid");
     assert!(pid_alive(pid(h1)) && pid_alive(pid(h2)));
 
     // h2's ssh killed outright: its engine goes, h1's stays.
     let h2_ssh = groups[1];
-    let status = Command::new("kill")
-        .args(["-9", &h2_ssh.to_string()])
-        .status()
-        .expect("kill");
+    let status = Command::new("kill").args(["-9", &h2_ssh.to_string()]).status().expect("kill");
     assert!(status.success());
-    assert!(
-        wait_gone(&[pid(h2)], Duration::from_secs(15)),
-        "h2's engine outlived its ssh connection"
-    );
+    assert!(wait_gone(&[pid(h2)], Duration::from_secs(15)), "h2's engine outlived its ssh connection");
     assert!(pid_alive(pid(h1)), "h1's engine went with h2's connection");
     assert_eq!(handle.state().expect("state"), LaunchState::Running);
 
     handle.stop().expect("stop");
-    assert!(
-        wait_gone(&[pid(h1)], Duration::from_secs(15)),
-        "h1's engine outlived stop"
-    );
+    assert!(wait_gone(&[pid(h1)], Duration::from_secs(15)), "h1's engine outlived stop");
     assert_eq!(handle.state().expect("state"), LaunchState::Finished);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -452,20 +342,9 @@ fn ssh_without_a_key_fails_fast() {
     while handle.state().expect("state") == LaunchState::Running && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        handle.state().expect("state"),
-        LaunchState::Finished,
-        "ssh should give up, not prompt"
-    );
-    assert!(
-        logs(&dir, "ssh-").contains("Permission denied"),
-        "{}",
-        logs(&dir, "ssh-")
-    );
-    assert!(
-        outputs(&dir, 1, Duration::from_millis(10)).is_empty(),
-        "no engine ran"
-    );
+    assert_eq!(handle.state().expect("state"), LaunchState::Finished, "ssh should give up, not prompt");
+    assert!(logs(&dir, "ssh-").contains("Permission denied"), "{}", logs(&dir, "ssh-"));
+    assert!(outputs(&dir, 1, Duration::from_millis(10)).is_empty(), "no engine ran");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -480,37 +359,19 @@ fn mpi_ranks_run_engines_and_stop_takes_them_down() {
     let mpi = MpiLauncher::with_args(vec!["--allow-run-as-root".into(), "--oversubscribe".into()]);
     let mut handle = Launcher::Mpi(mpi).start(&l).expect("mpiexec starts");
     let outs = outputs(&dir, 3, Duration::from_secs(30));
-    assert_eq!(
-        outs.len(),
-        3,
-        "three ranks: {outs:?}; log: {}",
-        logs(&dir, "mpiexec-")
-    );
+    assert_eq!(outs.len(), 3, "three ranks: {outs:?}; log: {}", logs(&dir, "mpiexec-"));
     let mut ranks: Vec<&str> = outs.iter().map(|o| field(o, "rank")).collect();
     ranks.sort_unstable();
     assert_eq!(ranks, ["0", "1", "2"]);
-    let pids: Vec<i32> = outs
-        .iter()
-        .map(|o| field(o, "pid").parse().expect("pid"))
-        .collect();
+    let pids: Vec<i32> = outs.iter().map(|o| field(o, "pid").parse().expect("pid")).collect();
     for o in &outs {
-        assert_eq!(
-            field(o, "argv"),
-            "engine --connect http://127.0.0.1:9 -n 1 --label site=ci",
-            "{o}"
-        );
+        assert_eq!(field(o, "argv"), "engine --connect http://127.0.0.1:9 -n 1 --label site=ci", "{o}");
         assert_eq!(field(o, "token"), TOKEN, "{o}");
-        assert!(
-            !field(o, "cmdline").contains(TOKEN) && !field(o, "parent").contains(TOKEN),
-            "{o}"
-        );
+        assert!(!field(o, "cmdline").contains(TOKEN) && !field(o, "parent").contains(TOKEN), "{o}");
     }
     assert_eq!(handle.state().expect("state"), LaunchState::Running);
     handle.stop().expect("stop");
-    assert!(
-        wait_gone(&pids, Duration::from_secs(15)),
-        "a rank outlived stop"
-    );
+    assert!(wait_gone(&pids, Duration::from_secs(15)), "a rank outlived stop");
     assert_eq!(handle.state().expect("state"), LaunchState::Finished);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -529,6 +390,5 @@ fn logs(dir: &Path, prefix: &str) -> String {
 }
 
 fn job_log(dir: &Path, job: &str) -> String {
-    std::fs::read_to_string(dir.join(format!("wasmpar-engines-{job}.out")))
-        .unwrap_or_else(|e| format!("(no log: {e})"))
+    std::fs::read_to_string(dir.join(format!("wasmpar-engines-{job}.out"))).unwrap_or_else(|e| format!("(no log: {e})"))
 }

@@ -25,11 +25,7 @@ pub enum LaunchError {
     },
     /// A tool ran and failed (sbatch rejected the job, scancel failed...).
     #[error("`{tool}` failed ({status}): {stderr}")]
-    ToolFailed {
-        tool: String,
-        status: String,
-        stderr: String,
-    },
+    ToolFailed { tool: String, status: String, stderr: String },
     /// A file the launcher writes (batch script, log) could not be written.
     #[error("{what} {path}: {source}")]
     File {

@@ -39,11 +39,7 @@ impl LocalLauncher {
         launch.validate()?;
         // The program runs here, so check it as a tool; under a prefix it may
         // be in another mount namespace, so leave it to the prefix then.
-        let program: PathBuf = if self.prefix.is_empty() {
-            find_tool(&launch.program)?
-        } else {
-            launch.program.clone()
-        };
+        let program: PathBuf = if self.prefix.is_empty() { find_tool(&launch.program)? } else { launch.program.clone() };
         if let Some(first) = self.prefix.first() {
             find_tool(Path::new(first))?;
         }
@@ -70,10 +66,7 @@ impl LocalLauncher {
             }
         }
         let groups = children.iter().map(process::Spawned::group).collect();
-        Ok(LaunchHandle::new(
-            LaunchRecord::Processes { groups },
-            children,
-        ))
+        Ok(LaunchHandle::new(LaunchRecord::Processes { groups }, children))
     }
 }
 
@@ -85,19 +78,11 @@ mod tests {
     #[test]
     fn prefix_goes_first() {
         let l = EngineLaunch::new("http://10.200.0.1:7000", 1, "/bin/wasmpar", "/tmp/w");
-        let lo = LocalLauncher {
-            prefix: vec!["nsenter".into(), "--net=/run/netns/h1".into()],
-        };
+        let lo = LocalLauncher { prefix: vec!["nsenter".into(), "--net=/run/netns/h1".into()] };
         let cmd = lo.command(Path::new("/bin/wasmpar"), &l);
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(cmd.get_program(), "nsenter");
-        assert_eq!(
-            args[..4],
-            ["--net=/run/netns/h1", "/bin/wasmpar", "engine", "--connect"]
-        );
+        assert_eq!(args[..4], ["--net=/run/netns/h1", "/bin/wasmpar", "engine", "--connect"]);
     }
 
     /// Real processes: a stand-in "engine" (sh) sees the token in its
@@ -111,16 +96,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap_or_default();
         let script = "echo \"argv=$*\"; echo \"token=$WASMPAR_TOKEN\"; exec sleep 300\n";
         std::fs::write(dir.join("engine"), script).unwrap_or_default();
-        let mut l = EngineLaunch::new(
-            "http://127.0.0.1:9",
-            3,
-            find_tool(Path::new("sh")).unwrap_or_default(),
-            &dir,
-        );
+        let mut l = EngineLaunch::new("http://127.0.0.1:9", 3, find_tool(Path::new("sh")).unwrap_or_default(), &dir);
         l.token = Some(Secret::new("tok-local"));
-        let lo = LocalLauncher {
-            prefix: vec!["env".into(), "-C".into(), dir.display().to_string()],
-        };
+        let lo = LocalLauncher { prefix: vec!["env".into(), "-C".into(), dir.display().to_string()] };
         let mut handle = match lo.start(&l) {
             Ok(h) => h,
             Err(e) => panic!("start: {e}"),
@@ -141,18 +119,13 @@ mod tests {
                 })
                 .unwrap_or_default()
         };
-        while logs().iter().filter(|t| t.contains("token=")).count() < 3
-            && std::time::Instant::now() < deadline
-        {
+        while logs().iter().filter(|t| t.contains("token=")).count() < 3 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let texts = logs();
         assert_eq!(texts.len(), 3, "{texts:?}");
         for t in &texts {
-            assert!(
-                t.contains("argv=--connect http://127.0.0.1:9 -n 1\n"),
-                "{t}"
-            );
+            assert!(t.contains("argv=--connect http://127.0.0.1:9 -n 1\n"), "{t}");
             assert!(t.contains("token=tok-local\n"), "{t}");
         }
         assert_eq!(handle.state().ok(), Some(LaunchState::Running));

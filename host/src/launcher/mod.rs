@@ -100,12 +100,7 @@ pub struct EngineLaunch {
 
 impl EngineLaunch {
     /// A launch of `engines` single-engine processes; set the other fields as needed.
-    pub fn new(
-        url: impl Into<String>,
-        engines: usize,
-        program: impl Into<PathBuf>,
-        work_dir: impl Into<PathBuf>,
-    ) -> EngineLaunch {
+    pub fn new(url: impl Into<String>, engines: usize, program: impl Into<PathBuf>, work_dir: impl Into<PathBuf>) -> EngineLaunch {
         EngineLaunch {
             url: url.into(),
             token: None,
@@ -126,9 +121,7 @@ impl EngineLaunch {
 
     /// Checks what every launcher relies on; each error says how to fix it.
     pub fn validate(&self) -> Result<()> {
-        let scheme_ok = ["http://", "https://", "ws://", "wss://"]
-            .iter()
-            .any(|s| self.url.starts_with(s));
+        let scheme_ok = ["http://", "https://", "ws://", "wss://"].iter().any(|s| self.url.starts_with(s));
         if !scheme_ok || self.url.len() < 8 || self.url.chars().any(char::is_whitespace) {
             return Err(LaunchError::Invalid(format!(
                 "controller URL {:?} must be http://, https://, ws:// or wss:// with a host, without spaces",
@@ -136,14 +129,10 @@ impl EngineLaunch {
             )));
         }
         if self.engines == 0 {
-            return Err(LaunchError::Invalid(
-                "at least one engine is needed (-n N with N >= 1)".into(),
-            ));
+            return Err(LaunchError::Invalid("at least one engine is needed (-n N with N >= 1)".into()));
         }
         if self.per_process == 0 {
-            return Err(LaunchError::Invalid(
-                "engines per process must be at least 1".into(),
-            ));
+            return Err(LaunchError::Invalid("engines per process must be at least 1".into()));
         }
         if !self.engines.is_multiple_of(self.per_process) {
             return Err(LaunchError::Invalid(format!(
@@ -152,22 +141,15 @@ impl EngineLaunch {
             )));
         }
         if self.token.is_none() && self.connection_file.is_none() {
-            return Err(LaunchError::Invalid(
-                "engines need credentials: a token (passed as WASMPAR_TOKEN) or a connection file"
-                    .into(),
-            ));
+            return Err(LaunchError::Invalid("engines need credentials: a token (passed as WASMPAR_TOKEN) or a connection file".into()));
         }
         if let Some(t) = &self.token {
             if t.expose().is_empty() || t.expose().contains(['\n', '\r', '\0']) {
-                return Err(LaunchError::Invalid(
-                    "the token is empty or contains a newline or NUL".into(),
-                ));
+                return Err(LaunchError::Invalid("the token is empty or contains a newline or NUL".into()));
             }
         }
         for (k, v) in &self.labels {
-            let key_ok = !k.is_empty()
-                && k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+            let key_ok = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
             if !key_ok || v.contains(['\n', '\0']) {
                 return Err(LaunchError::Invalid(format!(
                     "label {k:?}={v:?}: keys are letters, digits and . _ - /; values have no newline"
@@ -175,20 +157,11 @@ impl EngineLaunch {
             }
         }
         if self.program.as_os_str().is_empty() {
-            return Err(LaunchError::Invalid(
-                "the wasmpar program path is empty".into(),
-            ));
+            return Err(LaunchError::Invalid("the wasmpar program path is empty".into()));
         }
-        let paths = [
-            Some(&self.program),
-            self.connection_file.as_ref(),
-            Some(&self.work_dir),
-        ];
+        let paths = [Some(&self.program), self.connection_file.as_ref(), Some(&self.work_dir)];
         if let Some(p) = paths.into_iter().flatten().find(|p| p.to_str().is_none()) {
-            return Err(LaunchError::Invalid(format!(
-                "path {} is not UTF-8; scripts cannot carry it",
-                p.display()
-            )));
+            return Err(LaunchError::Invalid(format!("path {} is not UTF-8; scripts cannot carry it", p.display())));
         }
         Ok(())
     }
@@ -201,13 +174,8 @@ impl EngineLaunch {
 
     /// As [`engine_args`](Self::engine_args) with `-n count` (SSH gives each host its own count).
     pub fn engine_args_with(&self, count: usize) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec![
-            "engine".into(),
-            "--connect".into(),
-            self.url.clone().into(),
-            "-n".into(),
-            count.to_string().into(),
-        ];
+        let mut a: Vec<OsString> =
+            vec!["engine".into(), "--connect".into(), self.url.clone().into(), "-n".into(), count.to_string().into()];
         if let Some(f) = &self.connection_file {
             a.push("--connection-file".into());
             a.push(f.clone().into_os_string());
@@ -238,11 +206,7 @@ pub enum LaunchRecord {
     /// Local, MPI and SSH launches: process groups led by these pids.
     Processes { groups: Vec<i32> },
     /// A Slurm batch job.
-    Slurm {
-        job_id: String,
-        scancel: PathBuf,
-        squeue: PathBuf,
-    },
+    Slurm { job_id: String, scancel: PathBuf, squeue: PathBuf },
 }
 
 /// `wasmpar start --engines local|slurm|mpi|ssh`.
@@ -262,9 +226,7 @@ impl std::str::FromStr for LauncherKind {
             "slurm" => Ok(LauncherKind::Slurm),
             "mpi" => Ok(LauncherKind::Mpi),
             "ssh" => Ok(LauncherKind::Ssh),
-            _ => Err(LaunchError::Invalid(format!(
-                "unknown engine launcher {s:?}: use local, slurm, mpi or ssh"
-            ))),
+            _ => Err(LaunchError::Invalid(format!("unknown engine launcher {s:?}: use local, slurm, mpi or ssh"))),
         }
     }
 }
@@ -293,11 +255,7 @@ impl Launcher {
     /// The launcher of `kind` with its options; an option meant for another
     /// launcher is an error rather than silently ignored.
     pub fn new(kind: LauncherKind, options: &LauncherOptions) -> Result<Launcher> {
-        let misplaced = |flag: &str, owner: &str| {
-            Err(LaunchError::Invalid(format!(
-                "{flag} is only for --engines {owner}"
-            )))
-        };
+        let misplaced = |flag: &str, owner: &str| Err(LaunchError::Invalid(format!("{flag} is only for --engines {owner}")));
         if kind != LauncherKind::Slurm && !options.slurm_args.is_empty() {
             return misplaced("--slurm-arg", "slurm");
         }
@@ -312,18 +270,11 @@ impl Launcher {
         }
         Ok(match kind {
             LauncherKind::Local => Launcher::Local(LocalLauncher::default()),
-            LauncherKind::Slurm => {
-                Launcher::Slurm(SlurmLauncher::with_args(options.slurm_args.clone()))
-            }
+            LauncherKind::Slurm => Launcher::Slurm(SlurmLauncher::with_args(options.slurm_args.clone())),
             LauncherKind::Mpi => Launcher::Mpi(MpiLauncher::with_args(options.mpi_args.clone())),
             LauncherKind::Ssh => {
-                let spec = options.hosts.as_deref().ok_or_else(|| {
-                    LaunchError::Invalid("--engines ssh needs --hosts h1,h2:4".into())
-                })?;
-                Launcher::Ssh(SshLauncher {
-                    ssh_args: options.ssh_args.clone(),
-                    ..SshLauncher::new(parse_hosts(spec)?)
-                })
+                let spec = options.hosts.as_deref().ok_or_else(|| LaunchError::Invalid("--engines ssh needs --hosts h1,h2:4".into()))?;
+                Launcher::Ssh(SshLauncher { ssh_args: options.ssh_args.clone(), ..SshLauncher::new(parse_hosts(spec)?) })
             }
         })
     }
@@ -372,10 +323,7 @@ pub struct LaunchHandle {
 
 impl fmt::Debug for LaunchHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LaunchHandle")
-            .field("record", &self.record)
-            .field("stopped", &self.stopped)
-            .finish()
+        f.debug_struct("LaunchHandle").field("record", &self.record).field("stopped", &self.stopped).finish()
     }
 }
 
@@ -385,42 +333,22 @@ impl LaunchRecord {
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let err = |source| LaunchError::File {
-            what: "cannot write launch record",
-            path: path.display().to_string(),
-            source,
-        };
+        let err = |source| LaunchError::File { what: "cannot write launch record", path: path.display().to_string(), source };
         let text = serde_json::to_vec_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(err)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
         f.write_all(&text).map_err(err)
     }
 
     pub fn load(path: &std::path::Path) -> Result<LaunchRecord> {
-        let err = |source| LaunchError::File {
-            what: "cannot read launch record",
-            path: path.display().to_string(),
-            source,
-        };
+        let err = |source| LaunchError::File { what: "cannot read launch record", path: path.display().to_string(), source };
         let text = std::fs::read(path).map_err(err)?;
-        serde_json::from_slice(&text)
-            .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        serde_json::from_slice(&text).map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 }
 
 impl LaunchHandle {
     fn new(record: LaunchRecord, children: Vec<process::Spawned>) -> LaunchHandle {
-        LaunchHandle {
-            record,
-            children,
-            stopped: false,
-            detached: false,
-        }
+        LaunchHandle { record, children, stopped: false, detached: false }
     }
 
     /// A handle for a launch started by another process (e.g. `wasmpar stop`).
@@ -451,9 +379,7 @@ impl LaunchHandle {
     pub fn state(&mut self) -> Result<LaunchState> {
         match &self.record {
             LaunchRecord::Slurm { job_id, squeue, .. } => slurm::job_state(squeue, job_id),
-            LaunchRecord::Processes { groups } => {
-                Ok(process::groups_state(&mut self.children, groups))
-            }
+            LaunchRecord::Processes { groups } => Ok(process::groups_state(&mut self.children, groups)),
         }
     }
 
@@ -465,11 +391,7 @@ impl LaunchHandle {
             return Ok(());
         }
         match &self.record {
-            LaunchRecord::Slurm {
-                job_id,
-                scancel,
-                squeue,
-            } => slurm::cancel(scancel, squeue, job_id)?,
+            LaunchRecord::Slurm { job_id, scancel, squeue } => slurm::cancel(scancel, squeue, job_id)?,
             LaunchRecord::Processes { groups } => process::stop_groups(&mut self.children, groups),
         }
         self.stopped = true;
@@ -506,11 +428,7 @@ mod tests {
         l.connection_file = Some("/shared/cluster.json".into());
         l.labels = vec![("rack".into(), "a1".into())];
         l.extra_args = vec!["--memory-mib".into(), "512".into()];
-        let args: Vec<String> = l
-            .engine_args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<String> = l.engine_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(
             args,
             [
@@ -550,18 +468,9 @@ mod tests {
             (Box::new(|l| l.per_process = 3), "multiple of 3"),
             (Box::new(|l| l.token = None), "need credentials"),
             (Box::new(|l| l.token = Some(Secret::new("a\nb"))), "newline"),
-            (
-                Box::new(|l| l.labels = vec![("".into(), "x".into())]),
-                "label",
-            ),
-            (
-                Box::new(|l| l.labels = vec![("a=b".into(), "x".into())]),
-                "label",
-            ),
-            (
-                Box::new(|l| l.program = PathBuf::new()),
-                "program path is empty",
-            ),
+            (Box::new(|l| l.labels = vec![("".into(), "x".into())]), "label"),
+            (Box::new(|l| l.labels = vec![("a=b".into(), "x".into())]), "label"),
+            (Box::new(|l| l.program = PathBuf::new()), "program path is empty"),
         ];
         for (tweak, want) in cases {
             let mut l = launch();
@@ -584,75 +493,42 @@ mod tests {
     fn launchers_from_kind_and_options() {
         let kind = |s: &str| s.parse::<LauncherKind>();
         assert_eq!(kind("slurm").ok(), Some(LauncherKind::Slurm));
-        assert!(
-            matches!(kind("pbs"), Err(LaunchError::Invalid(m)) if m.contains("local, slurm, mpi or ssh"))
-        );
-        let opts = LauncherOptions {
-            slurm_args: vec!["--partition=x".into()],
-            ..LauncherOptions::default()
-        };
-        assert!(
-            matches!(Launcher::new(LauncherKind::Slurm, &opts), Ok(Launcher::Slurm(s)) if s.args == ["--partition=x"])
-        );
+        assert!(matches!(kind("pbs"), Err(LaunchError::Invalid(m)) if m.contains("local, slurm, mpi or ssh")));
+        let opts = LauncherOptions { slurm_args: vec!["--partition=x".into()], ..LauncherOptions::default() };
+        assert!(matches!(Launcher::new(LauncherKind::Slurm, &opts), Ok(Launcher::Slurm(s)) if s.args == ["--partition=x"]));
         assert!(
             matches!(Launcher::new(LauncherKind::Mpi, &opts), Err(LaunchError::Invalid(m)) if m == "--slurm-arg is only for --engines slurm")
         );
-        let hosts = LauncherOptions {
-            hosts: Some("h1,h2:4".into()),
-            ..LauncherOptions::default()
-        };
+        let hosts = LauncherOptions { hosts: Some("h1,h2:4".into()), ..LauncherOptions::default() };
         let ssh = Launcher::new(LauncherKind::Ssh, &hosts);
-        assert_eq!(
-            ssh.as_ref().ok().and_then(Launcher::implied_engines),
-            Some(5)
-        );
-        assert!(
-            matches!(Launcher::new(LauncherKind::Local, &hosts), Err(LaunchError::Invalid(m)) if m.contains("--hosts is only"))
-        );
+        assert_eq!(ssh.as_ref().ok().and_then(Launcher::implied_engines), Some(5));
+        assert!(matches!(Launcher::new(LauncherKind::Local, &hosts), Err(LaunchError::Invalid(m)) if m.contains("--hosts is only")));
         assert!(
             matches!(Launcher::new(LauncherKind::Ssh, &LauncherOptions::default()), Err(LaunchError::Invalid(m)) if m.contains("needs --hosts"))
         );
-        let bad = LauncherOptions {
-            hosts: Some("h1,,h2".into()),
-            ..LauncherOptions::default()
-        };
-        assert!(matches!(
-            Launcher::new(LauncherKind::Ssh, &bad),
-            Err(LaunchError::HostList { .. })
-        ));
+        let bad = LauncherOptions { hosts: Some("h1,,h2".into()), ..LauncherOptions::default() };
+        assert!(matches!(Launcher::new(LauncherKind::Ssh, &bad), Err(LaunchError::HostList { .. })));
     }
 
     #[test]
     fn records_save_and_load() {
         let path = std::env::temp_dir().join(format!("wasmpar-record-{}.json", std::process::id()));
-        let r = LaunchRecord::Processes {
-            groups: vec![1234, 5678],
-        };
+        let r = LaunchRecord::Processes { groups: vec![1234, 5678] };
         assert!(r.save(&path).is_ok());
-        let mode = std::fs::metadata(&path)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-            .unwrap_or(0);
+        let mode = std::fs::metadata(&path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
         assert_eq!(LaunchRecord::load(&path).ok(), Some(r));
         std::fs::write(&path, "{not json").unwrap_or_default();
-        assert!(matches!(
-            LaunchRecord::load(&path),
-            Err(LaunchError::File { .. })
-        ));
+        assert!(matches!(LaunchRecord::load(&path), Err(LaunchError::File { .. })));
         let _ = std::fs::remove_file(&path);
     }
 
     #[test]
     fn records_round_trip_through_json() {
-        let r = LaunchRecord::Slurm {
-            job_id: "42".into(),
-            scancel: "/usr/bin/scancel".into(),
-            squeue: "/usr/bin/squeue".into(),
-        };
+        let r = LaunchRecord::Slurm { job_id: "42".into(), scancel: "/usr/bin/scancel".into(), squeue: "/usr/bin/squeue".into() };
         let text = serde_json::to_string(&r).unwrap_or_default();
         assert!(text.contains("\"launcher\":\"slurm\""), "{text}");
-        let back: LaunchRecord =
-            serde_json::from_str(&text).unwrap_or(LaunchRecord::Processes { groups: vec![] });
+        let back: LaunchRecord = serde_json::from_str(&text).unwrap_or(LaunchRecord::Processes { groups: vec![] });
         assert_eq!(back, r);
     }
 }

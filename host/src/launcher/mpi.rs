@@ -33,11 +33,7 @@ impl MpiFlavor {
     pub fn from_version(text: &str) -> MpiFlavor {
         if text.contains("Open MPI") || text.contains("OpenRTE") || text.contains("Open RTE") {
             MpiFlavor::OpenMpi
-        } else if text.contains("HYDRA")
-            || text.contains("Hydra")
-            || text.contains("MPICH")
-            || text.contains("Intel(R) MPI")
-        {
+        } else if text.contains("HYDRA") || text.contains("Hydra") || text.contains("MPICH") || text.contains("Intel(R) MPI") {
             MpiFlavor::Hydra
         } else {
             MpiFlavor::Unknown
@@ -56,20 +52,13 @@ pub struct MpiLauncher {
 
 impl Default for MpiLauncher {
     fn default() -> MpiLauncher {
-        MpiLauncher {
-            mpiexec: "mpiexec".into(),
-            args: Vec::new(),
-            flavor: None,
-        }
+        MpiLauncher { mpiexec: "mpiexec".into(), args: Vec::new(), flavor: None }
     }
 }
 
 impl MpiLauncher {
     pub fn with_args(args: Vec<String>) -> MpiLauncher {
-        MpiLauncher {
-            args,
-            ..MpiLauncher::default()
-        }
+        MpiLauncher { args, ..MpiLauncher::default() }
     }
 
     /// `mpiexec -n P [-x WASMPAR_TOKEN] [--mpi-arg]… PROGRAM engine …`.
@@ -92,13 +81,7 @@ impl MpiLauncher {
         let text = Command::new(mpiexec)
             .arg("--version")
             .output()
-            .map(|o| {
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                )
-            })
+            .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
             .unwrap_or_default();
         let flavor = MpiFlavor::from_version(&text);
         tracing::debug!(?flavor, "mpiexec flavour");
@@ -118,15 +101,10 @@ impl MpiLauncher {
         if let Some(t) = &launch.token {
             cmd.env(TOKEN_ENV, t.expose());
         }
-        let log = launch
-            .work_dir
-            .join(format!("mpiexec-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = launch.work_dir.join(format!("mpiexec-{}.log", uuid::Uuid::new_v4().simple()));
         let spawned = process::spawn(cmd, "mpiexec", &log, None)?;
         let groups = vec![spawned.group()];
-        Ok(LaunchHandle::new(
-            LaunchRecord::Processes { groups },
-            vec![spawned],
-        ))
+        Ok(LaunchHandle::new(LaunchRecord::Processes { groups }, vec![spawned]))
     }
 }
 
@@ -136,9 +114,7 @@ mod tests {
     use crate::launcher::Secret;
 
     fn args(cmd: &Command) -> Vec<String> {
-        cmd.get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
+        cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
     }
 
     #[test]
@@ -167,42 +143,25 @@ mod tests {
         );
         let hydra = m.command(Path::new("mpiexec"), MpiFlavor::Hydra, &l);
         assert_eq!(args(&hydra)[..4], ["-n", "4", "--hostfile", "hosts"]);
-        assert!(!args(&open)
-            .iter()
-            .chain(args(&hydra).iter())
-            .any(|a| a.contains("tok") && a != "WASMPAR_TOKEN"));
+        assert!(!args(&open).iter().chain(args(&hydra).iter()).any(|a| a.contains("tok") && a != "WASMPAR_TOKEN"));
     }
 
     #[test]
     fn flavours_from_version_text() {
         assert_eq!(
-            MpiFlavor::from_version(
-                "mpiexec (OpenRTE) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/"
-            ),
+            MpiFlavor::from_version("mpiexec (OpenRTE) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/"),
             MpiFlavor::OpenMpi
         );
-        assert_eq!(
-            MpiFlavor::from_version("mpiexec (Open MPI) 5.0.3"),
-            MpiFlavor::OpenMpi
-        );
-        assert_eq!(
-            MpiFlavor::from_version("HYDRA build details:\n    Version:  4.0.2"),
-            MpiFlavor::Hydra
-        );
-        assert_eq!(
-            MpiFlavor::from_version("something else"),
-            MpiFlavor::Unknown
-        );
+        assert_eq!(MpiFlavor::from_version("mpiexec (Open MPI) 5.0.3"), MpiFlavor::OpenMpi);
+        assert_eq!(MpiFlavor::from_version("HYDRA build details:\n    Version:  4.0.2"), MpiFlavor::Hydra);
+        assert_eq!(MpiFlavor::from_version("something else"), MpiFlavor::Unknown);
     }
 
     #[test]
     fn missing_mpiexec_is_a_clear_error() {
         let mut l = EngineLaunch::new("http://head:7000", 2, "/shared/wasmpar", "/tmp/w");
         l.token = Some(Secret::new("tok"));
-        let m = MpiLauncher {
-            mpiexec: "/nonexistent/bin/mpiexec".into(),
-            ..MpiLauncher::default()
-        };
+        let m = MpiLauncher { mpiexec: "/nonexistent/bin/mpiexec".into(), ..MpiLauncher::default() };
         match m.start(&l) {
             Err(e @ LaunchError::ToolMissing { .. }) => {
                 assert!(e.to_string().contains("openmpi-bin"), "{e}")

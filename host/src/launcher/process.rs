@@ -34,47 +34,21 @@ impl Spawned {
 /// Spawns `cmd` in a new process group with output appended to `log`; when
 /// `stdin_line` is given, writes it and a newline to the child's stdin and
 /// keeps the pipe open.
-pub(crate) fn spawn(
-    mut cmd: Command,
-    tool: &str,
-    log: &Path,
-    stdin_line: Option<&str>,
-) -> Result<Spawned> {
-    let file_err = |source| LaunchError::File {
-        what: "cannot open log",
-        path: log.display().to_string(),
-        source,
-    };
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(file_err)?;
+pub(crate) fn spawn(mut cmd: Command, tool: &str, log: &Path, stdin_line: Option<&str>) -> Result<Spawned> {
+    let file_err = |source| LaunchError::File { what: "cannot open log", path: log.display().to_string(), source };
+    let out = OpenOptions::new().create(true).append(true).open(log).map_err(file_err)?;
     let err = out.try_clone().map_err(file_err)?;
     cmd.process_group(0).stdout(out).stderr(err);
-    cmd.stdin(if stdin_line.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
-        tool: tool.to_string(),
-        source,
-    })?;
+    cmd.stdin(if stdin_line.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn { tool: tool.to_string(), source })?;
     let mut stdin = child.stdin.take();
     if let (Some(line), Some(pipe)) = (stdin_line, stdin.as_mut()) {
-        let written = pipe
-            .write_all(line.as_bytes())
-            .and_then(|()| pipe.write_all(b"\n"))
-            .and_then(|()| pipe.flush());
+        let written = pipe.write_all(line.as_bytes()).and_then(|()| pipe.write_all(b"\n")).and_then(|()| pipe.flush());
         if let Err(source) = written {
             let mut s = Spawned { child, stdin: None };
             let g = s.group();
             stop_groups(std::slice::from_mut(&mut s), &[g]);
-            return Err(LaunchError::Spawn {
-                tool: tool.to_string(),
-                source,
-            });
+            return Err(LaunchError::Spawn { tool: tool.to_string(), source });
         }
     }
     tracing::debug!(tool, pid = child.id(), log = %log.display(), "spawned");
@@ -173,33 +147,16 @@ mod tests {
         let mut children = vec![];
         std::thread::sleep(Duration::from_millis(200));
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let grandchild: i32 = text
-            .trim()
-            .trim_start_matches("grandchild ")
-            .parse()
-            .unwrap_or(0);
+        let grandchild: i32 = text.trim().trim_start_matches("grandchild ").parse().unwrap_or(0);
         assert!(grandchild > 1, "log: {text:?}");
-        assert_eq!(
-            groups_state(std::slice::from_mut(&mut s), &[g]),
-            LaunchState::Running
-        );
+        assert_eq!(groups_state(std::slice::from_mut(&mut s), &[g]), LaunchState::Running);
         children.push(s);
         let t = Instant::now();
         stop_groups(&mut children, &[g, 0, -1, 1]);
-        assert!(
-            t.elapsed() < STOP_GRACE,
-            "sh and sleep obey SIGTERM: {:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < STOP_GRACE, "sh and sleep obey SIGTERM: {:?}", t.elapsed());
         let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .map(|i| stat[i + 1..].trim_start().chars().next())
-            .unwrap_or(None);
-        assert!(
-            state.is_none() || state == Some('Z'),
-            "the grandchild outlived stop: {stat}"
-        );
+        let state = stat.rfind(')').map(|i| stat[i + 1..].trim_start().chars().next()).unwrap_or(None);
+        assert!(state.is_none() || state == Some('Z'), "the grandchild outlived stop: {stat}");
         assert_eq!(groups_state(&mut children, &[g]), LaunchState::Finished);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -22,10 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::shell::{sh_join, sh_quote};
 use super::tool::find_tool;
-use super::{
-    EngineLaunch, LaunchError, LaunchHandle, LaunchRecord, LaunchState, Result, STOP_GRACE,
-    TOKEN_ENV,
-};
+use super::{EngineLaunch, LaunchError, LaunchHandle, LaunchRecord, LaunchState, Result, STOP_GRACE, TOKEN_ENV};
 
 #[derive(Debug, Clone)]
 pub struct SlurmLauncher {
@@ -54,10 +51,7 @@ impl Default for SlurmLauncher {
 
 impl SlurmLauncher {
     pub fn with_args(args: Vec<String>) -> SlurmLauncher {
-        SlurmLauncher {
-            args,
-            ..SlurmLauncher::default()
-        }
+        SlurmLauncher { args, ..SlurmLauncher::default() }
     }
 
     /// The batch script: resources as `#SBATCH` lines, then `exec srun` of the engines.
@@ -85,13 +79,7 @@ impl SlurmLauncher {
     pub fn sbatch_command(&self, sbatch: &Path, launch: &EngineLaunch, script: &Path) -> Command {
         let mut cmd = Command::new(sbatch);
         cmd.arg("--parsable");
-        cmd.arg(format!(
-            "--output={}",
-            launch
-                .work_dir
-                .join(format!("{}-%j.out", self.job_name))
-                .display()
-        ));
+        cmd.arg(format!("--output={}", launch.work_dir.join(format!("{}-%j.out", self.job_name)).display()));
         cmd.args(&self.args);
         cmd.arg(script);
         cmd
@@ -99,15 +87,8 @@ impl SlurmLauncher {
 
     pub fn start(&self, launch: &EngineLaunch) -> Result<LaunchHandle> {
         launch.validate()?;
-        if self.job_name.is_empty()
-            || self
-                .job_name
-                .contains(|c: char| c.is_whitespace() || c == '/')
-        {
-            return Err(LaunchError::Invalid(format!(
-                "Slurm job name {:?} must be one word",
-                self.job_name
-            )));
+        if self.job_name.is_empty() || self.job_name.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(LaunchError::Invalid(format!("Slurm job name {:?} must be one word", self.job_name)));
         }
         let sbatch = find_tool(&self.sbatch)?;
         let scancel = find_tool(&self.scancel)?;
@@ -117,10 +98,7 @@ impl SlurmLauncher {
         if let Some(t) = &launch.token {
             cmd.env(TOKEN_ENV, t.expose());
         }
-        let out = cmd.output().map_err(|source| LaunchError::Spawn {
-            tool: sbatch.display().to_string(),
-            source,
-        })?;
+        let out = cmd.output().map_err(|source| LaunchError::Spawn { tool: sbatch.display().to_string(), source })?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(LaunchError::ToolFailed {
@@ -135,33 +113,16 @@ impl SlurmLauncher {
             stderr: format!("--parsable printed {:?}", stdout.trim()),
         })?;
         tracing::info!(job_id, script = %script.display(), "Slurm job submitted");
-        Ok(LaunchHandle::new(
-            LaunchRecord::Slurm {
-                job_id,
-                scancel,
-                squeue,
-            },
-            Vec::new(),
-        ))
+        Ok(LaunchHandle::new(LaunchRecord::Slurm { job_id, scancel, squeue }, Vec::new()))
     }
 }
 
 fn write_script(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
-    let file_err = |path: &Path, source| LaunchError::File {
-        what: "cannot write batch script",
-        path: path.display().to_string(),
-        source,
-    };
+    let file_err = |path: &Path, source| LaunchError::File { what: "cannot write batch script", path: path.display().to_string(), source };
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let path = dir.join(format!("{name}-{}.sbatch", uuid::Uuid::new_v4().simple()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(&path)
-        .map_err(|e| file_err(&path, e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| file_err(&path, e))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&path).map_err(|e| file_err(&path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| file_err(&path, e))?;
     Ok(path)
 }
 
@@ -175,14 +136,8 @@ fn parse_job_id(stdout: &str) -> Option<String> {
 fn parse_state(text: &str) -> LaunchState {
     match text.split_whitespace().next() {
         None => LaunchState::Finished,
-        Some(
-            "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED"
-            | "RESV_DEL_HOLD",
-        ) => LaunchState::Pending,
-        Some(
-            "RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" | "SIGNALING" | "STAGE_OUT"
-            | "RESIZING",
-        ) => LaunchState::Running,
+        Some("PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD") => LaunchState::Pending,
+        Some("RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" | "SIGNALING" | "STAGE_OUT" | "RESIZING") => LaunchState::Running,
         Some(_) => LaunchState::Finished,
     }
 }
@@ -191,20 +146,13 @@ pub(crate) fn job_state(squeue: &Path, job_id: &str) -> Result<LaunchState> {
     let out = Command::new(squeue)
         .args(["-h", "-j", job_id, "-o", "%T"])
         .output()
-        .map_err(|source| LaunchError::Spawn {
-            tool: squeue.display().to_string(),
-            source,
-        })?;
+        .map_err(|source| LaunchError::Spawn { tool: squeue.display().to_string(), source })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("Invalid job id") {
             return Ok(LaunchState::Finished);
         }
-        return Err(LaunchError::ToolFailed {
-            tool: "squeue".into(),
-            status: out.status.to_string(),
-            stderr: stderr.trim().to_string(),
-        });
+        return Err(LaunchError::ToolFailed { tool: "squeue".into(), status: out.status.to_string(), stderr: stderr.trim().to_string() });
     }
     Ok(parse_state(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -212,13 +160,8 @@ pub(crate) fn job_state(squeue: &Path, job_id: &str) -> Result<LaunchState> {
 /// `scancel JOB`, then waits until squeue shows it finished (its processes
 /// are gone). A job that already ended is not an error.
 pub(crate) fn cancel(scancel: &Path, squeue: &Path, job_id: &str) -> Result<()> {
-    let out = Command::new(scancel)
-        .arg(job_id)
-        .output()
-        .map_err(|source| LaunchError::Spawn {
-            tool: scancel.display().to_string(),
-            source,
-        })?;
+    let out =
+        Command::new(scancel).arg(job_id).output().map_err(|source| LaunchError::Spawn { tool: scancel.display().to_string(), source })?;
     if !out.status.success() && job_state(squeue, job_id)? != LaunchState::Finished {
         return Err(LaunchError::ToolFailed {
             tool: "scancel".into(),
@@ -229,10 +172,7 @@ pub(crate) fn cancel(scancel: &Path, squeue: &Path, job_id: &str) -> Result<()> 
     let deadline = Instant::now() + STOP_GRACE * 4;
     while job_state(squeue, job_id)? != LaunchState::Finished {
         if Instant::now() > deadline {
-            tracing::warn!(
-                job_id,
-                "job still listed by squeue after scancel; Slurm will kill it after KillWait"
-            );
+            tracing::warn!(job_id, "job still listed by squeue after scancel; Slurm will kill it after KillWait");
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -246,12 +186,7 @@ mod tests {
     use crate::launcher::Secret;
 
     fn launch() -> EngineLaunch {
-        let mut l = EngineLaunch::new(
-            "http://10.200.0.1:7000",
-            6,
-            "/shared/bin/wasmpar",
-            "/shared/run",
-        );
+        let mut l = EngineLaunch::new("http://10.200.0.1:7000", 6, "/shared/bin/wasmpar", "/shared/run");
         l.per_process = 2;
         l.token = Some(Secret::new("tok-123"));
         l.labels = vec![("site".into(), "hpc one".into())];
@@ -266,38 +201,23 @@ mod tests {
         assert!(s.contains("#SBATCH --cpus-per-task=2\n"), "{s}");
         assert!(s.contains("#SBATCH --job-name=wasmpar-engines\n"), "{s}");
         assert!(
-            s.contains("exec srun --kill-on-bad-exit=0 /shared/bin/wasmpar engine --connect http://10.200.0.1:7000 -n 2 --label 'site=hpc one'\n"),
+            s.contains(
+                "exec srun --kill-on-bad-exit=0 /shared/bin/wasmpar engine --connect http://10.200.0.1:7000 -n 2 --label 'site=hpc one'\n"
+            ),
             "{s}"
         );
-        assert!(
-            !s.contains("tok-123"),
-            "the token leaked into the script: {s}"
-        );
+        assert!(!s.contains("tok-123"), "the token leaked into the script: {s}");
     }
 
     #[test]
     fn sbatch_command_line_puts_user_args_last() {
-        let sl =
-            SlurmLauncher::with_args(vec!["--partition=debug".into(), "--time=1:00:00".into()]);
-        let cmd = sl.sbatch_command(
-            Path::new("/usr/bin/sbatch"),
-            &launch(),
-            Path::new("/shared/run/x.sbatch"),
-        );
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let sl = SlurmLauncher::with_args(vec!["--partition=debug".into(), "--time=1:00:00".into()]);
+        let cmd = sl.sbatch_command(Path::new("/usr/bin/sbatch"), &launch(), Path::new("/shared/run/x.sbatch"));
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(cmd.get_program(), "/usr/bin/sbatch");
         assert_eq!(
             args,
-            [
-                "--parsable",
-                "--output=/shared/run/wasmpar-engines-%j.out",
-                "--partition=debug",
-                "--time=1:00:00",
-                "/shared/run/x.sbatch"
-            ]
+            ["--parsable", "--output=/shared/run/wasmpar-engines-%j.out", "--partition=debug", "--time=1:00:00", "/shared/run/x.sbatch"]
         );
     }
 
@@ -319,24 +239,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wasmpar-slurm-unit-{}", std::process::id()));
         let mut l = launch();
         l.work_dir = dir.clone();
-        let sl = SlurmLauncher {
-            sbatch: "/nonexistent/sbatch".into(),
-            ..SlurmLauncher::default()
-        };
+        let sl = SlurmLauncher { sbatch: "/nonexistent/sbatch".into(), ..SlurmLauncher::default() };
         match sl.start(&l) {
             Err(e @ LaunchError::ToolMissing { .. }) => {
                 let msg = e.to_string();
-                assert!(
-                    msg.contains("`/nonexistent/sbatch` not found on PATH")
-                        && msg.contains("slurm-client"),
-                    "{msg}"
-                );
+                assert!(msg.contains("`/nonexistent/sbatch` not found on PATH") && msg.contains("slurm-client"), "{msg}");
             }
             other => panic!("expected ToolMissing, got {other:?}"),
         }
-        assert!(
-            !dir.exists(),
-            "nothing is written before the tools are found"
-        );
+        assert!(!dir.exists(), "nothing is written before the tools are found");
     }
 }

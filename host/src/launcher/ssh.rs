@@ -35,37 +35,21 @@ pub struct HostSpec {
 /// Parses `h1,h2:4,user@h3:2,[fe80::1]:2` (a host without `:N` has 1 engine).
 /// Each entry must be non-empty; counts are positive integers.
 pub fn parse_hosts(spec: &str) -> Result<Vec<HostSpec>> {
-    let bad = |reason: String| LaunchError::HostList {
-        spec: spec.to_string(),
-        reason,
-    };
+    let bad = |reason: String| LaunchError::HostList { spec: spec.to_string(), reason };
     let mut hosts = Vec::new();
     for item in spec.split(',') {
         let item = item.trim();
         if item.is_empty() {
-            return Err(bad(
-                "an empty entry (two commas, or a trailing comma)".into()
-            ));
+            return Err(bad("an empty entry (two commas, or a trailing comma)".into()));
         }
         let (host, count) = if let Some(rest) = item.strip_prefix('[') {
-            let (h, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad(format!("{item:?}: `[` without `]`")))?;
+            let (h, after) = rest.split_once(']').ok_or_else(|| bad(format!("{item:?}: `[` without `]`")))?;
             match after {
                 "" => (h, None),
-                _ => (
-                    h,
-                    Some(
-                        after
-                            .strip_prefix(':')
-                            .ok_or_else(|| bad(format!("{item:?}: expected `:N` after `]`")))?,
-                    ),
-                ),
+                _ => (h, Some(after.strip_prefix(':').ok_or_else(|| bad(format!("{item:?}: expected `:N` after `]`")))?)),
             }
         } else if item.matches(':').count() > 1 {
-            return Err(bad(format!(
-                "{item:?}: write an IPv6 address in brackets, [addr]:N"
-            )));
+            return Err(bad(format!("{item:?}: write an IPv6 address in brackets, [addr]:N")));
         } else {
             match item.split_once(':') {
                 Some((h, n)) => (h, Some(n)),
@@ -76,25 +60,14 @@ pub fn parse_hosts(spec: &str) -> Result<Vec<HostSpec>> {
             None => 1,
             Some(n) => match n.parse::<usize>() {
                 Ok(k) if k > 0 => k,
-                _ => {
-                    return Err(bad(format!(
-                        "{item:?}: the engine count {n:?} is not a positive integer"
-                    )))
-                }
+                _ => return Err(bad(format!("{item:?}: the engine count {n:?} is not a positive integer"))),
             },
         };
-        if host.is_empty()
-            || host.starts_with('-')
-            || host
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || "'\"\\;|&$`".contains(c))
+        if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control() || "'\"\\;|&$`".contains(c))
         {
             return Err(bad(format!("{host:?} is not a host name")));
         }
-        hosts.push(HostSpec {
-            host: host.to_string(),
-            engines,
-        });
+        hosts.push(HostSpec { host: host.to_string(), engines });
     }
     Ok(hosts)
 }
@@ -122,11 +95,7 @@ pub struct SshLauncher {
 
 impl SshLauncher {
     pub fn new(hosts: Vec<HostSpec>) -> SshLauncher {
-        SshLauncher {
-            ssh: "ssh".into(),
-            hosts,
-            ssh_args: Vec::new(),
-        }
+        SshLauncher { ssh: "ssh".into(), hosts, ssh_args: Vec::new() }
     }
 
     /// Engines the host list names, for `-n` when it was not given.
@@ -137,34 +106,16 @@ impl SshLauncher {
     /// The command run on the remote host: `exec sh -c SCRIPT wasmpar-engine PROGRAM engine …`,
     /// quoted for the remote login shell.
     pub fn remote_command(&self, host: &HostSpec, launch: &EngineLaunch) -> String {
-        let mut words: Vec<OsString> = vec![
-            "exec".into(),
-            "sh".into(),
-            "-c".into(),
-            REMOTE_SCRIPT.into(),
-            "wasmpar-engine".into(),
-        ];
+        let mut words: Vec<OsString> = vec!["exec".into(), "sh".into(), "-c".into(), REMOTE_SCRIPT.into(), "wasmpar-engine".into()];
         words.push(launch.program.clone().into_os_string());
         words.extend(launch.engine_args_with(host.engines));
         sh_join(words)
     }
 
     /// `ssh -o BatchMode=yes [--ssh-arg]… HOST REMOTE-COMMAND`.
-    pub fn command(
-        &self,
-        ssh: &std::path::Path,
-        host: &HostSpec,
-        launch: &EngineLaunch,
-    ) -> Command {
+    pub fn command(&self, ssh: &std::path::Path, host: &HostSpec, launch: &EngineLaunch) -> Command {
         let mut cmd = Command::new(ssh);
-        cmd.args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ServerAliveInterval=15",
-            "-o",
-            "ServerAliveCountMax=4",
-        ]);
+        cmd.args(["-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]);
         cmd.args(&self.ssh_args);
         cmd.arg(&host.host);
         cmd.arg(self.remote_command(host, launch));
@@ -174,16 +125,10 @@ impl SshLauncher {
     pub fn start(&self, launch: &EngineLaunch) -> Result<LaunchHandle> {
         launch.validate()?;
         if self.hosts.is_empty() {
-            return Err(LaunchError::Invalid(
-                "--engines ssh needs --hosts h1,h2:4".into(),
-            ));
+            return Err(LaunchError::Invalid("--engines ssh needs --hosts h1,h2:4".into()));
         }
         if self.total_engines() != launch.engines {
-            let list: Vec<String> = self
-                .hosts
-                .iter()
-                .map(|h| format!("{}:{}", h.host, h.engines))
-                .collect();
+            let list: Vec<String> = self.hosts.iter().map(|h| format!("{}:{}", h.host, h.engines)).collect();
             return Err(LaunchError::Invalid(format!(
                 "the host list {} names {} engines but {} were asked for; drop -n or make them agree",
                 list.join(","),
@@ -203,20 +148,8 @@ impl SshLauncher {
         for (i, host) in self.hosts.iter().enumerate() {
             let mut cmd = self.command(&ssh, host, launch);
             cmd.env_remove(TOKEN_ENV);
-            let safe: String = host
-                .host
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let log = launch
-                .work_dir
-                .join(format!("ssh-{}-{i}-{safe}.log", &id[..8]));
+            let safe: String = host.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+            let log = launch.work_dir.join(format!("ssh-{}-{i}-{safe}.log", &id[..8]));
             match process::spawn(cmd, "ssh", &log, Some(token)) {
                 Ok(s) => children.push(s),
                 Err(e) => {
@@ -227,10 +160,7 @@ impl SshLauncher {
             }
         }
         let groups = children.iter().map(process::Spawned::group).collect();
-        Ok(LaunchHandle::new(
-            LaunchRecord::Processes { groups },
-            children,
-        ))
+        Ok(LaunchHandle::new(LaunchRecord::Processes { groups }, children))
     }
 }
 
@@ -242,26 +172,14 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn host(h: &str, n: usize) -> HostSpec {
-        HostSpec {
-            host: h.into(),
-            engines: n,
-        }
+        HostSpec { host: h.into(), engines: n }
     }
 
     #[test]
     fn host_lists_parse() {
-        assert_eq!(
-            parse_hosts("h1,h2:4").ok(),
-            Some(vec![host("h1", 1), host("h2", 4)])
-        );
-        assert_eq!(
-            parse_hosts(" alice@h3:2 , 10.0.0.5").ok(),
-            Some(vec![host("alice@h3", 2), host("10.0.0.5", 1)])
-        );
-        assert_eq!(
-            parse_hosts("[fe80::1]:3,[::1]").ok(),
-            Some(vec![host("fe80::1", 3), host("::1", 1)])
-        );
+        assert_eq!(parse_hosts("h1,h2:4").ok(), Some(vec![host("h1", 1), host("h2", 4)]));
+        assert_eq!(parse_hosts(" alice@h3:2 , 10.0.0.5").ok(), Some(vec![host("alice@h3", 2), host("10.0.0.5", 1)]));
+        assert_eq!(parse_hosts("[fe80::1]:3,[::1]").ok(), Some(vec![host("fe80::1", 3), host("::1", 1)]));
         for (bad, why) in [
             ("", "empty entry"),
             ("h1,,h2", "empty entry"),
@@ -287,52 +205,21 @@ mod tests {
     }
 
     fn launch(engines: usize) -> EngineLaunch {
-        let mut l = EngineLaunch::new(
-            "http://10.200.0.1:7000",
-            engines,
-            "/opt/bin/wasmpar",
-            "/tmp/w",
-        );
+        let mut l = EngineLaunch::new("http://10.200.0.1:7000", engines, "/opt/bin/wasmpar", "/tmp/w");
         l.token = Some(Secret::new("tok-ssh"));
         l
     }
 
     #[test]
     fn ssh_command_line_has_no_token() {
-        let s = SshLauncher {
-            ssh_args: vec!["-p".into(), "2222".into()],
-            ..SshLauncher::new(vec![host("h1", 1), host("h2", 4)])
-        };
+        let s = SshLauncher { ssh_args: vec!["-p".into(), "2222".into()], ..SshLauncher::new(vec![host("h1", 1), host("h2", 4)]) };
         let cmd = s.command(Path::new("/usr/bin/ssh"), &s.hosts[1], &launch(5));
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            args[..8],
-            [
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ServerAliveInterval=15",
-                "-o",
-                "ServerAliveCountMax=4",
-                "-p",
-                "2222"
-            ]
-        );
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args[..8], ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-p", "2222"]);
         assert_eq!(args[8], "h2");
         let remote = &args[9];
-        assert!(
-            remote.starts_with("exec sh -c 'IFS= read -r WASMPAR_TOKEN"),
-            "{remote}"
-        );
-        assert!(
-            remote.ends_with(
-                "wasmpar-engine /opt/bin/wasmpar engine --connect http://10.200.0.1:7000 -n 4"
-            ),
-            "{remote}"
-        );
+        assert!(remote.starts_with("exec sh -c 'IFS= read -r WASMPAR_TOKEN"), "{remote}");
+        assert!(remote.ends_with("wasmpar-engine /opt/bin/wasmpar engine --connect http://10.200.0.1:7000 -n 4"), "{remote}");
         assert!(!args.iter().any(|a| a.contains("tok-ssh")));
         assert!(cmd.get_envs().all(|(k, _)| k != TOKEN_ENV));
     }
@@ -345,17 +232,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let none = SshLauncher::new(vec![]);
-        assert!(
-            matches!(none.start(&launch(1)), Err(LaunchError::Invalid(m)) if m.contains("--hosts"))
-        );
-        let missing = SshLauncher {
-            ssh: "/nonexistent/ssh".into(),
-            ..SshLauncher::new(vec![host("h1", 1)])
-        };
-        assert!(matches!(
-            missing.start(&launch(1)),
-            Err(LaunchError::ToolMissing { .. })
-        ));
+        assert!(matches!(none.start(&launch(1)), Err(LaunchError::Invalid(m)) if m.contains("--hosts")));
+        let missing = SshLauncher { ssh: "/nonexistent/ssh".into(), ..SshLauncher::new(vec![host("h1", 1)]) };
+        assert!(matches!(missing.start(&launch(1)), Err(LaunchError::ToolMissing { .. })));
     }
 
     /// The remote script run by a local `sh` standing in for ssh+sshd: the
@@ -390,16 +269,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         let text = std::fs::read_to_string(&out).unwrap_or_default();
-        assert!(
-            text.contains("argv=engine --connect http://10.200.0.1:7000 -n 2\n"),
-            "{text}"
-        );
+        assert!(text.contains("argv=engine --connect http://10.200.0.1:7000 -n 2\n"), "{text}");
         assert!(text.contains("token=tok-ssh\n"), "{text}");
-        assert_eq!(
-            text.matches("tok-ssh").count(),
-            1,
-            "the token is on no command line: {text}"
-        );
+        assert_eq!(text.matches("tok-ssh").count(), 1, "the token is on no command line: {text}");
         // EOF on stdin, as when the ssh connection closes.
         spawned.stdin = None;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -409,17 +281,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(status.is_some(), "the remote script did not end after EOF");
-        assert!(
-            std::fs::read_to_string(&out)
-                .unwrap_or_default()
-                .ends_with("stopped\n"),
-            "the engine got SIGTERM"
-        );
+        assert!(std::fs::read_to_string(&out).unwrap_or_default().ends_with("stopped\n"), "the engine got SIGTERM");
         let g = spawned.group();
-        assert_eq!(
-            process::groups_state(std::slice::from_mut(&mut spawned), &[g]),
-            LaunchState::Finished
-        );
+        assert_eq!(process::groups_state(std::slice::from_mut(&mut spawned), &[g]), LaunchState::Finished);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
