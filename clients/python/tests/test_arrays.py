@@ -16,15 +16,14 @@ class Wire:
 
     def __init__(self, rc):
         self.requests = []
-        self._hooks = rc._conn.http.event_hooks["request"]
+        self._hooks = rc._conn.hooks
         self._hooks.append(self)
 
-    def __call__(self, request):
-        body = None
-        if request.headers.get("content-type") == "application/json":
-            body = json.loads(request.read())
-        self.requests.append((request.method, request.url.path, request.headers.get("content-type"),
-                              int(request.headers.get("content-length", 0)), body))
+    def __call__(self, method, path, headers, body):
+        ctype = headers.get("Content-Type")
+        length = 0 if body is None else memoryview(body).nbytes
+        parsed = json.loads(body) if ctype == "application/json" else None
+        self.requests.append((method, path, ctype, length, parsed))
 
     def close(self):
         self._hooks.remove(self)

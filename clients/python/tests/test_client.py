@@ -53,15 +53,14 @@ def test_unreachable_server_and_wrong_token(connection_file, tmp_path):
         assert e.value.status == 401
 
 
-def test_one_keep_alive_connection(connection_file):
-    opened = []
+def test_one_keep_alive_connection(connection_file, seed):
     with wasmpar.Client(connection_file) as c:
-        c._conn.http.event_hooks["response"].append(
-            lambda r: opened.append(r.extensions["network_stream"].get_extra_info("socket").getsockname())
-        )
         for _ in range(20):
             c.ids
-    assert len(opened) == 20 and len(set(opened)) == 1, "every request reused one socket"
+            c[0].apply_sync(seed.identity, 1)
+        c[:].push({"k": "v"}, block=True)
+        assert c[:].pull("k").get(10) == ["v"] * ENGINES  # from the worker thread
+        assert c._conn.opened == 1, "every request reused one connection"
 
 
 # -- views and targets ---------------------------------------------------------------------------

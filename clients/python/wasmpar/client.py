@@ -1,6 +1,6 @@
 """``Client``: the cluster, as IPython Parallel's ``Client`` presents it.
 
-One client holds one keep-alive HTTP connection pool (httpx, thread-safe),
+One client holds one keep-alive HTTP connection (more only when threads talk at once),
 one worker thread for non-blocking namespace operations, and the ids of the
 tasks it submitted that have not been seen finished (what ``abort()`` cancels).
 """
@@ -126,7 +126,7 @@ class Client:
         else:
             raise TypeError(f"upload takes a path or bytes, not a {type(path_or_bytes).__name__}")
         info = self._conn.json(
-            "POST", "/v1/components", params={"name": name}, content=data, headers={"content-type": "application/wasm"}
+            "POST", "/v1/components", params={"name": name}, content=data, headers={"Content-Type": "application/wasm"}
         )
         return Component(info)
 
