@@ -15,11 +15,7 @@ pub enum Error {
     InvalidComponent(String),
     /// Unknown engine, component, function, task or namespace name.
     #[error("{what} {name} not found{hint}")]
-    NotFound {
-        what: &'static str,
-        name: String,
-        hint: String,
-    },
+    NotFound { what: &'static str, name: String, hint: String },
     /// An argument does not match the function's WIT type.
     #[error("{0}")]
     TypeMismatch(String),
@@ -42,23 +38,11 @@ pub enum Error {
 
 impl Error {
     pub fn not_found(what: &'static str, name: impl std::fmt::Display) -> Self {
-        Error::NotFound {
-            what,
-            name: format!("`{name}`"),
-            hint: String::new(),
-        }
+        Error::NotFound { what, name: format!("`{name}`"), hint: String::new() }
     }
 
-    pub fn not_found_hint(
-        what: &'static str,
-        name: impl std::fmt::Display,
-        hint: impl Into<String>,
-    ) -> Self {
-        Error::NotFound {
-            what,
-            name: format!("`{name}`"),
-            hint: hint.into(),
-        }
+    pub fn not_found_hint(what: &'static str, name: impl std::fmt::Display, hint: impl Into<String>) -> Self {
+        Error::NotFound { what, name: format!("`{name}`"), hint: hint.into() }
     }
 
     /// The `kind` of the JSON error body.
@@ -74,5 +58,15 @@ impl Error {
             Error::EngineGone(_) => "EngineError",
             Error::Internal(_) => "InternalError",
         }
+    }
+}
+
+/// At most 64 characters of something a request sent, for an error message
+/// (a 10 MB name is not echoed back whole).
+pub fn cut(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
     }
 }

@@ -2,6 +2,7 @@
 
 mod api_tutorial;
 mod cli;
+mod defects;
 mod dependencies;
 mod launchers;
 mod props;

@@ -24,92 +24,55 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// `Duration` (`Duration::from_secs_f64(1e30)` would panic).
 fn wait_duration(w: f64) -> Result<Duration, Error> {
     if !(w.is_finite() && w >= 0.0) {
-        return Err(Error::BadRequest(format!(
-            "wait must be a non-negative number of seconds, got {w}"
-        )));
+        return Err(Error::BadRequest(format!("wait must be a non-negative number of seconds, got {w}")));
     }
     Ok(Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
 }
 
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
 pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        engines: s.controller.engine_count(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    Json(Health { status: "ok".into(), engines: s.controller.engine_count(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
 #[utoipa::path(get, path = "/v1/engines", responses((status = 200, body = EngineList)))]
 pub async fn engines(State(s): State<Arc<AppState>>) -> Json<EngineList> {
-    Json(EngineList {
-        engines: s.controller.engines(),
-    })
+    Json(EngineList { engines: s.controller.engines() })
 }
 
 #[utoipa::path(post, path = "/v1/components", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = ComponentInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub async fn upload(
-    State(s): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<UploadQuery>,
-    req: Request,
-) -> ApiResult<impl IntoResponse> {
+pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<UploadQuery>, req: Request) -> ApiResult<impl IntoResponse> {
     let limit = s.controller.limits().upload_max;
     let body = read_bytes(req, limit).await?;
     if body.len() > limit {
-        return Err(Error::TooLarge(format!(
-            "the component is {} bytes; the upload limit is {limit}",
-            body.len()
-        ))
-        .into());
+        return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
     }
     let (loaded, imports) = s.controller.upload(q.name, body).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ComponentInfo::new(&loaded, imports)),
-    ))
+    Ok((StatusCode::CREATED, Json(ComponentInfo::new(&loaded, imports))))
 }
 
 #[utoipa::path(get, path = "/v1/components", responses((status = 200, body = ComponentList)))]
 pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
-    Json(ComponentList {
-        components: s
-            .controller
-            .components()
-            .into_iter()
-            .map(|(c, imports)| ComponentInfo::new(&c, imports))
-            .collect(),
-    })
+    Json(ComponentList { components: s.controller.components().into_iter().map(|(c, imports)| ComponentInfo::new(&c, imports)).collect() })
 }
 
 #[utoipa::path(get, path = "/v1/components/{name}", responses((status = 200, body = ComponentInfo), (status = 404, body = ErrorBody)))]
-pub async fn component(
-    State(s): State<Arc<AppState>>,
-    ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<ComponentInfo>> {
+pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<Json<ComponentInfo>> {
     let (loaded, imports) = s.controller.component(&name)?;
     Ok(Json(ComponentInfo::new(&loaded, imports)))
 }
 
 #[utoipa::path(delete, path = "/v1/components/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_component(
-    State(s): State<Arc<AppState>>,
-    ApiPath(name): ApiPath<String>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     s.controller.remove_component(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/v1/install", request_body = InstallRequest,
     responses((status = 200, body = InstallReport), (status = 409, body = ErrorBody)))]
-pub async fn install(
-    State(s): State<Arc<AppState>>,
-    JsonBody(req): JsonBody<InstallRequest>,
-) -> ApiResult<Json<InstallReport>> {
-    Ok(Json(
-        s.controller.install(&req.component, &req.targets).await?,
-    ))
+pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<InstallRequest>) -> ApiResult<Json<InstallReport>> {
+    Ok(Json(s.controller.install(&req.component, &req.targets).await?))
 }
 
 #[utoipa::path(post, path = "/v1/tasks", request_body = TaskSpec,
@@ -117,10 +80,7 @@ pub async fn install(
               (status = 202, body = TaskView, description = "accepted (block: false)"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn submit(
-    State(s): State<Arc<AppState>>,
-    JsonBody(spec): JsonBody<TaskSpec>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
     let block = spec.block;
     let task = s.controller.submit_off_runtime(spec).await?;
     if block {
@@ -147,72 +107,30 @@ pub async fn task(
 }
 
 #[utoipa::path(delete, path = "/v1/tasks/{id}", responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
-pub async fn cancel(
-    State(s): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<TaskView>> {
+pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<TaskView>> {
     Ok(Json(s.controller.cancel(&id).await?))
 }
 
 #[utoipa::path(put, path = "/v1/namespace", request_body = PushRequest, responses((status = 200, body = EngineIds)))]
-pub async fn push(
-    State(s): State<Arc<AppState>>,
-    JsonBody(req): JsonBody<PushRequest>,
-) -> ApiResult<Json<EngineIds>> {
-    Ok(Json(EngineIds {
-        engines: s.controller.push(&req.targets, &req.values).await?,
-    }))
+pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Json<EngineIds>> {
+    Ok(Json(EngineIds { engines: s.controller.push(&req.targets, &req.values).await? }))
 }
 
 #[utoipa::path(get, path = "/v1/namespace", params(PullQuery), responses((status = 200, body = PullAnswer), (status = 404, body = ErrorBody)))]
-pub async fn pull(
-    State(s): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<PullQuery>,
-) -> ApiResult<Json<PullAnswer>> {
-    let names: Vec<String> = q
-        .names
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(String::from)
-        .collect();
-    let (engines, values) = s
-        .controller
-        .pull(
-            &targets_query(&q.targets),
-            &names,
-            q.encoding.unwrap_or_default(),
-        )
-        .await?;
+pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<Json<PullAnswer>> {
+    let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+    let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
     Ok(Json(PullAnswer { engines, values }))
 }
 
 #[utoipa::path(post, path = "/v1/scatter", request_body = ScatterRequest, responses((status = 200, body = EngineIds)))]
-pub async fn scatter(
-    State(s): State<Arc<AppState>>,
-    JsonBody(req): JsonBody<ScatterRequest>,
-) -> ApiResult<Json<EngineIds>> {
-    Ok(Json(EngineIds {
-        engines: s
-            .controller
-            .scatter(&req.name, &req.values, &req.targets)
-            .await?,
-    }))
+pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<ScatterRequest>) -> ApiResult<Json<EngineIds>> {
+    Ok(Json(EngineIds { engines: s.controller.scatter(&req.name, &req.values, &req.targets).await? }))
 }
 
 #[utoipa::path(get, path = "/v1/gather", params(GatherQuery), responses((status = 200, body = GatherAnswer), (status = 404, body = ErrorBody)))]
-pub async fn gather(
-    State(s): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<GatherQuery>,
-) -> ApiResult<Json<GatherAnswer>> {
-    let values = s
-        .controller
-        .gather(
-            &q.name,
-            &targets_query(&q.targets),
-            q.encoding.unwrap_or_default(),
-        )
-        .await?;
+pub async fn gather(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
+    let values = s.controller.gather(&q.name, &targets_query(&q.targets), q.encoding.unwrap_or_default()).await?;
     Ok(Json(GatherAnswer { values }))
 }
 
@@ -223,15 +141,17 @@ pub async fn shutdown(State(s): State<Arc<AppState>>) -> StatusCode {
 }
 
 /// Fault injection for tests (only with `--enable-fault-injection`): the
-/// engine's thread panics at its next call.
+/// engine's thread panics at its next call, or with `?exit=true` ends when
+/// it reaches this request, dropping the jobs queued behind it.
 pub async fn inject_panic(
     State(s): State<Arc<AppState>>,
     ApiPath(id): ApiPath<usize>,
+    ApiQuery(q): ApiQuery<FaultQuery>,
 ) -> ApiResult<StatusCode> {
     if !s.fault_injection {
         return Err(Error::not_found("route", "/v1/engines/{id}/panic").into());
     }
-    s.controller.inject_panic(id)?;
+    s.controller.inject_fault(id, q.exit)?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -246,17 +166,12 @@ pub async fn push_raw(
     ApiQuery(q): ApiQuery<RawPushQuery>,
     req: Request,
 ) -> ApiResult<Json<EngineIds>> {
-    let dtype = Dtype::parse(&q.dtype)
-        .ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", cut(&q.dtype))))?;
+    let dtype = Dtype::parse(&q.dtype).ok_or_else(|| Error::BadRequest(format!("unknown dtype {:?}", cut(&q.dtype))))?;
     let shape = match &q.shape {
         None => None,
         Some(text) => Some(
             text.split(',')
-                .map(|d| {
-                    d.trim().parse::<usize>().map_err(|_| {
-                        Error::BadRequest(format!("shape {:?} is not a list of sizes", cut(text)))
-                    })
-                })
+                .map(|d| d.trim().parse::<usize>().map_err(|_| Error::BadRequest(format!("shape {:?} is not a list of sizes", cut(text)))))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
@@ -268,10 +183,7 @@ pub async fn push_raw(
         RawData::Bytes(read_bytes(req, limit).await?)
     };
     let value = s.controller.raw_value(dtype, shape, data)?;
-    let engines = s
-        .controller
-        .push_value(&targets_query(&q.targets), &name, value)
-        .await?;
+    let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;
     Ok(Json(EngineIds { engines }))
 }
 
@@ -285,29 +197,13 @@ pub async fn pull_raw(
     ApiQuery(q): ApiQuery<RawPullQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let targets = q.targets.clone().unwrap_or_else(|| "0".into());
-    let (dtype, shape, bytes) = s
-        .controller
-        .pull_raw(&Targets::Spec(targets), &name)
-        .await?;
-    let shape_text = shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let (dtype, shape, bytes) = s.controller.pull_raw(&Targets::Spec(targets), &name).await?;
+    let shape_text = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
     Ok((
         [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/octet-stream".to_string(),
-            ),
-            (
-                axum::http::HeaderName::from_static("x-wasmpar-dtype"),
-                dtype.name().to_string(),
-            ),
-            (
-                axum::http::HeaderName::from_static("x-wasmpar-shape"),
-                shape_text,
-            ),
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::HeaderName::from_static("x-wasmpar-dtype"), dtype.name().to_string()),
+            (axum::http::HeaderName::from_static("x-wasmpar-shape"), shape_text),
         ],
         bytes,
     ))

@@ -8,10 +8,7 @@ use crate::runtime::{ImportInfo, LoadedComponent};
 use crate::scheduler::Targets;
 use crate::value::Encoding;
 use crate::value::{signature, wit_type};
-pub use crate::wire::{
-    ComponentInfo, ComponentList, EngineIds, EngineList, FunctionInfo, GatherAnswer, Health, Param,
-    PullAnswer,
-};
+pub use crate::wire::{ComponentInfo, ComponentList, EngineIds, EngineList, FunctionInfo, GatherAnswer, Health, Param, PullAnswer};
 
 impl ComponentInfo {
     pub fn new(c: &LoadedComponent, import_sources: Vec<ImportInfo>) -> Self {
@@ -24,14 +21,7 @@ impl ComponentInfo {
                 .iter()
                 .map(|f| FunctionInfo {
                     name: f.name.clone(),
-                    params: f
-                        .params
-                        .iter()
-                        .map(|(n, t)| Param {
-                            name: n.clone(),
-                            ty: wit_type(t),
-                        })
-                        .collect(),
+                    params: f.params.iter().map(|(n, t)| Param { name: n.clone(), ty: wit_type(t) }).collect(),
                     result: f.results.first().map(wit_type),
                     signature: signature(&f.params, &f.results),
                 })
@@ -117,4 +107,10 @@ pub struct RawPushQuery {
 pub struct RawPullQuery {
     /// Exactly one engine.
     pub targets: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct FaultQuery {
+    #[serde(default)]
+    pub exit: bool,
 }

@@ -133,12 +133,15 @@ pub enum Job {
     /// For fault-injection tests only: panic inside the engine thread at
     /// its next call, as a host bug would.
     Panic,
+    /// For fault-injection tests only: the engine thread ends at once, as if
+    /// it had died; the jobs queued behind this one are dropped unanswered.
+    Exit,
 }
 
 impl Job {
     /// Whether the job is work a client asked for, counted in `queued` (and
     /// so in backpressure); housekeeping jobs are not.
     pub fn is_counted(&self) -> bool {
-        !matches!(self, Job::Forget { .. } | Job::Panic)
+        !matches!(self, Job::Forget { .. } | Job::Panic | Job::Exit)
     }
 }

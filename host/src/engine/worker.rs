@@ -43,10 +43,7 @@ pub struct EngineState {
 
 impl WasiView for EngineState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -93,11 +90,7 @@ impl EngineState {
             engine: self.id,
             stdout: self.stdout.take(),
             stderr: self.stderr.take(),
-            images: self
-                .images
-                .drain(..)
-                .map(|png| base64::engine::general_purpose::STANDARD.encode(png))
-                .collect(),
+            images: self.images.drain(..).map(|png| base64::engine::general_purpose::STANDARD.encode(png)).collect(),
         }
     }
 }
@@ -139,12 +132,7 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn new(
-        id: usize,
-        runtime: Arc<Runtime>,
-        info: Arc<EngineInfo>,
-        namespace: Namespace,
-    ) -> crate::Result<Self> {
+    pub(super) fn new(id: usize, runtime: Arc<Runtime>, info: Arc<EngineInfo>, namespace: Namespace) -> crate::Result<Self> {
         let base_linker = base_linker(&runtime.engine)?;
         let store = new_store(&runtime, EngineState::new(id, &runtime, namespace));
         Ok(Worker {
@@ -165,6 +153,10 @@ impl Worker {
     /// The engine thread's loop: one job at a time until the channel closes.
     pub(super) fn run(mut self, jobs: crossbeam_channel::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
+            if matches!(job, Job::Exit) {
+                tracing::warn!(engine = self.id, "engine thread ends (fault injection)");
+                return;
+            }
             // Housekeeping jobs were never counted as queued work.
             self.job_accounted = !job.is_counted();
             if !self.job_accounted {
@@ -193,38 +185,21 @@ impl Worker {
     }
 
     fn recover_from_panic(&mut self) {
-        tracing::error!(
-            engine = self.id,
-            "engine thread panicked; restarting the engine (namespace kept)"
-        );
+        tracing::error!(engine = self.id, "engine thread panicked; restarting the engine (namespace kept)");
         self.info.restarts.fetch_add(1, Ordering::Relaxed);
         self.rebuild_store();
     }
 
     /// `run_batch`, with a panic turned into an `engine` failure after the
     /// engine has recovered.
-    fn run_batch_guarded(
-        &mut self,
-        spec: &CallSpec,
-        calls: Vec<Vec<Arg>>,
-    ) -> Result<Vec<Json>, EngineFailure> {
+    fn run_batch_guarded(&mut self, spec: &CallSpec, calls: Vec<Vec<Arg>>) -> Result<Vec<Json>, EngineFailure> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(spec, calls))) {
             Ok(r) => r,
             Err(_) => {
                 self.recover_from_panic();
                 let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept)", self.id);
-                let name = spec
-                    .component
-                    .functions
-                    .get(spec.function)
-                    .map_or("?", |f| f.name.as_str());
-                Err(self.failure(
-                    &spec.component.name,
-                    name,
-                    FailureCause::Engine,
-                    msg,
-                    String::new(),
-                ))
+                let name = spec.component.functions.get(spec.function).map_or("?", |f| f.name.as_str());
+                Err(self.failure(&spec.component.name, name, FailureCause::Engine, msg, String::new()))
             }
         }
     }
@@ -235,27 +210,13 @@ impl Worker {
                 let results = self.run_batch_guarded(&batch.spec, batch.calls);
                 let output = self.store.data_mut().take_output();
                 self.account_job();
-                let _ = reply.send(BatchOutcome {
-                    engine: self.id,
-                    batch: 0,
-                    results,
-                    output,
-                });
+                let _ = reply.send(BatchOutcome { engine: self.id, batch: 0, results, output });
             }
             Job::Balanced(work) => {
                 while let Some((index, calls)) = work.take() {
                     let results = self.run_batch_guarded(&work.spec, calls);
                     let output = self.store.data_mut().take_output();
-                    if work
-                        .sink
-                        .send(BatchOutcome {
-                            engine: self.id,
-                            batch: index,
-                            results,
-                            output,
-                        })
-                        .is_err()
-                    {
+                    if work.sink.send(BatchOutcome { engine: self.id, batch: index, results, output }).is_err() {
                         break;
                     }
                 }
@@ -270,10 +231,7 @@ impl Worker {
             }
             Job::Pull { names, reply } => {
                 let ns = &self.store.data().namespace;
-                let values = names
-                    .iter()
-                    .map(|n| ns.get(n).cloned().ok_or_else(|| n.clone()))
-                    .collect::<Result<Vec<_>, _>>();
+                let values = names.iter().map(|n| ns.get(n).cloned().ok_or_else(|| n.clone())).collect::<Result<Vec<_>, _>>();
                 self.account_job();
                 let _ = reply.send(values);
             }
@@ -297,22 +255,13 @@ impl Worker {
                 }
             }
             Job::Panic => self.panic_armed = true,
+            Job::Exit => {}
         }
     }
 
-    fn run_batch(
-        &mut self,
-        spec: &CallSpec,
-        calls: Vec<Vec<Arg>>,
-    ) -> Result<Vec<Json>, EngineFailure> {
+    fn run_batch(&mut self, spec: &CallSpec, calls: Vec<Vec<Arg>>) -> Result<Vec<Json>, EngineFailure> {
         let Some(f) = spec.component.functions.get(spec.function) else {
-            return Err(self.failure(
-                &spec.component.name,
-                "?",
-                FailureCause::Argument,
-                "no such function".into(),
-                String::new(),
-            ));
+            return Err(self.failure(&spec.component.name, "?", FailureCause::Argument, "no such function".into(), String::new()));
         };
         spec.control.mark_started();
         self.store.data_mut().control = Some(spec.control.clone());
@@ -322,19 +271,8 @@ impl Worker {
         outcome
     }
 
-    fn run_calls(
-        &mut self,
-        spec: &CallSpec,
-        f: &ExportedFunction,
-        calls: Vec<Vec<Arg>>,
-    ) -> Result<Vec<Json>, EngineFailure> {
-        let CallSpec {
-            component,
-            encoding,
-            timeout,
-            control,
-            ..
-        } = spec;
+    fn run_calls(&mut self, spec: &CallSpec, f: &ExportedFunction, calls: Vec<Vec<Arg>>) -> Result<Vec<Json>, EngineFailure> {
+        let CallSpec { component, encoding, timeout, control, .. } = spec;
         let (encoding, timeout) = (*encoding, *timeout);
         let result_ty = f.results.first().cloned();
         let mut out = Vec::with_capacity(calls.len());
@@ -344,13 +282,7 @@ impl Worker {
         let func = self.func_for(component, f)?;
         for args in calls {
             if control.is_cancelled() {
-                return Err(self.failure(
-                    &component.name,
-                    &f.name,
-                    FailureCause::Cancelled,
-                    "cancelled".into(),
-                    String::new(),
-                ));
+                return Err(self.failure(&component.name, &f.name, FailureCause::Cancelled, "cancelled".into(), String::new()));
             }
             let vals = self.resolve_args(component, f, args)?;
             self.call_one(component, f, func, &vals, &mut results, timeout)?;
@@ -363,12 +295,7 @@ impl Worker {
         Ok(out)
     }
 
-    fn resolve_args(
-        &mut self,
-        component: &LoadedComponent,
-        f: &ExportedFunction,
-        args: Vec<Arg>,
-    ) -> Result<Vec<Val>, EngineFailure> {
+    fn resolve_args(&mut self, component: &LoadedComponent, f: &ExportedFunction, args: Vec<Arg>) -> Result<Vec<Val>, EngineFailure> {
         let mut vals = Vec::with_capacity(args.len());
         for (arg, (pname, ty)) in args.into_iter().zip(&f.params) {
             match arg {
@@ -376,45 +303,19 @@ impl Worker {
                 Arg::Row(array, row) => {
                     let stride: usize = array.shape[1..].iter().product();
                     let mut offset = row * stride;
-                    match crate::value::array_to_val(
-                        ty,
-                        &array,
-                        &array.shape[1..],
-                        &mut offset,
-                        pname,
-                    ) {
+                    match crate::value::array_to_val(ty, &array, &array.shape[1..], &mut offset, pname) {
                         Ok(v) => vals.push(v),
-                        Err(e) => {
-                            return Err(self.failure(
-                                &component.name,
-                                &f.name,
-                                FailureCause::Argument,
-                                e.to_string(),
-                                String::new(),
-                            ))
-                        }
+                        Err(e) => return Err(self.failure(&component.name, &f.name, FailureCause::Argument, e.to_string(), String::new())),
                     }
                 }
                 Arg::Ref(name) => {
                     let converted = match self.store.data().namespace.get(&name) {
-                        None => Err(format!(
-                            "argument `{pname}`: global `{name}` is not set on engine {}",
-                            self.id
-                        )),
-                        Some(value) => ns_to_val(value, ty, pname)
-                            .map_err(|e| format!("{e} (from global `{name}`)")),
+                        None => Err(format!("argument `{pname}`: global `{}` is not set on engine {}", crate::error::cut(&name), self.id)),
+                        Some(value) => ns_to_val(value, ty, pname).map_err(|e| format!("{e} (from global `{name}`)")),
                     };
                     match converted {
                         Ok(v) => vals.push(v),
-                        Err(msg) => {
-                            return Err(self.failure(
-                                &component.name,
-                                &f.name,
-                                FailureCause::Argument,
-                                msg,
-                                String::new(),
-                            ))
-                        }
+                        Err(msg) => return Err(self.failure(&component.name, &f.name, FailureCause::Argument, msg, String::new())),
                     }
                 }
             }
@@ -422,26 +323,13 @@ impl Worker {
         Ok(vals)
     }
 
-    fn func_for(
-        &mut self,
-        component: &LoadedComponent,
-        f: &ExportedFunction,
-    ) -> Result<wasmtime::component::Func, EngineFailure> {
+    fn func_for(&mut self, component: &LoadedComponent, f: &ExportedFunction) -> Result<wasmtime::component::Func, EngineFailure> {
         if std::mem::take(&mut self.panic_armed) {
-            panic!(
-                "fault injection: engine {} panics in a call of {}",
-                self.id, f.name
-            );
+            panic!("fault injection: engine {} panics in a call of {}", self.id, f.name);
         }
         let instance = self.instance_for(component, &f.name)?;
         instance.get_func(&mut self.store, f.index).ok_or_else(|| {
-            self.failure(
-                &component.name,
-                &f.name,
-                FailureCause::Argument,
-                "the export is not a function".into(),
-                String::new(),
-            )
+            self.failure(&component.name, &f.name, FailureCause::Argument, "the export is not a function".into(), String::new())
         })
     }
 
@@ -472,41 +360,25 @@ impl Worker {
         }
     }
 
-    fn instance_for(
-        &mut self,
-        component: &LoadedComponent,
-        function: &str,
-    ) -> Result<Instance, EngineFailure> {
+    fn instance_for(&mut self, component: &LoadedComponent, function: &str) -> Result<Instance, EngineFailure> {
         if let Some(i) = self.instances.get(&component.digest) {
             return Ok(*i);
         }
         if !self.pres.contains_key(&component.digest) {
-            let pre = self
-                .linker
-                .instantiate_pre(&component.component)
-                .map_err(|e| {
-                    self.failure(
-                        &component.name,
-                        function,
-                        FailureCause::Dependency,
-                        format!(
-                            "cannot link `{}` on engine {}: {e:#}",
-                            component.name, self.id
-                        ),
-                        String::new(),
-                    )
-                })?;
+            let pre = self.linker.instantiate_pre(&component.component).map_err(|e| {
+                self.failure(
+                    &component.name,
+                    function,
+                    FailureCause::Dependency,
+                    format!("cannot link `{}` on engine {}: {e:#}", component.name, self.id),
+                    String::new(),
+                )
+            })?;
             self.pres.insert(component.digest.clone(), pre);
         }
         self.arm_limits(self.runtime.limits.call_timeout);
         let Some(pre) = self.pres.get(&component.digest) else {
-            return Err(self.failure(
-                &component.name,
-                function,
-                FailureCause::Engine,
-                "instance template vanished".into(),
-                String::new(),
-            ));
+            return Err(self.failure(&component.name, function, FailureCause::Engine, "instance template vanished".into(), String::new()));
         };
         match pre.instantiate(&mut self.store) {
             Ok(i) => {
@@ -527,13 +399,7 @@ impl Worker {
                 // A trap during instantiation (a start function, the memory
                 // cap) marks the store trapped like any other.
                 self.rebuild_store();
-                Err(self.failure(
-                    &component.name,
-                    function,
-                    FailureCause::Trap,
-                    msg,
-                    String::new(),
-                ))
+                Err(self.failure(&component.name, function, FailureCause::Trap, msg, String::new()))
             }
         }
     }
@@ -541,28 +407,24 @@ impl Worker {
     /// Turn a failed call into an `EngineFailure` and start a fresh store:
     /// wasmtime marks the whole store as trapped, so no instance in it may be
     /// entered again.
-    fn after_trap(
-        &mut self,
-        component: &LoadedComponent,
-        f: &ExportedFunction,
-        e: wasmtime::Error,
-        timeout: Duration,
-    ) -> EngineFailure {
+    fn after_trap(&mut self, component: &LoadedComponent, f: &ExportedFunction, e: wasmtime::Error, timeout: Duration) -> EngineFailure {
         let state = self.store.data_mut();
         let interrupted = state.interrupted.take();
         let memory_refused = std::mem::take(&mut state.limiter.memory_refused);
         let stderr = state.stderr.peek();
-        let trace = e
-            .downcast_ref::<wasmtime::WasmBacktrace>()
-            .map(|bt| bt.to_string())
-            .unwrap_or_default();
+        let trace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string()).unwrap_or_default();
         let trap = e.downcast_ref::<Trap>().copied();
         let (cause, message) = match (interrupted, trap) {
             (Some(FailureCause::Cancelled), _) => (FailureCause::Cancelled, "cancelled while running".to_string()),
-            (Some(FailureCause::Timeout), _) => (FailureCause::Timeout, format!("deadline of {:.3} s exceeded: the call was interrupted", timeout.as_secs_f64())),
+            (Some(FailureCause::Timeout), _) => {
+                (FailureCause::Timeout, format!("deadline of {:.3} s exceeded: the call was interrupted", timeout.as_secs_f64()))
+            }
             (_, _) if memory_refused => (
                 FailureCause::Trap,
-                format!("memory cap of {} MiB per engine exceeded: an allocation was refused and the task trapped", self.runtime.limits.memory_per_engine >> 20),
+                format!(
+                    "memory cap of {} MiB per engine exceeded: an allocation was refused and the task trapped",
+                    self.runtime.limits.memory_per_engine >> 20
+                ),
             ),
             (_, Some(Trap::StackOverflow)) => (
                 FailureCause::Trap,
@@ -584,21 +446,8 @@ impl Worker {
         self.failure(&component.name, &f.name, cause, message, trace)
     }
 
-    fn failure(
-        &self,
-        component: &str,
-        function: &str,
-        cause: FailureCause,
-        message: String,
-        trace: String,
-    ) -> EngineFailure {
-        EngineFailure {
-            engine: self.id,
-            function: format!("{component}/{function}"),
-            message,
-            trace,
-            cause,
-        }
+    fn failure(&self, component: &str, function: &str, cause: FailureCause, message: String, trace: String) -> EngineFailure {
+        EngineFailure { engine: self.id, function: format!("{component}/{function}"), message, trace, cause }
     }
 
     /// A fresh store with the same namespace. Instance templates survive
@@ -606,10 +455,7 @@ impl Worker {
     /// re-linked: their definitions point into the old store.
     fn rebuild_store(&mut self) {
         let namespace = std::mem::take(&mut self.store.data_mut().namespace);
-        self.store = new_store(
-            &self.runtime,
-            EngineState::new(self.id, &self.runtime, namespace),
-        );
+        self.store = new_store(&self.runtime, EngineState::new(self.id, &self.runtime, namespace));
         self.instances.clear();
         let libraries = std::mem::take(&mut self.libraries);
         if libraries.is_empty() {
@@ -617,18 +463,10 @@ impl Worker {
         }
         self.pres.clear();
         self.linker = self.base_linker.clone();
-        tracing::warn!(
-            engine = self.id,
-            count = libraries.len(),
-            "store rebuilt: libraries re-instantiated, their state is reset"
-        );
+        tracing::warn!(engine = self.id, count = libraries.len(), "store rebuilt: libraries re-instantiated, their state is reset");
         for lib in libraries {
             if let Err(e) = self.install(lib.clone()) {
-                tracing::error!(
-                    engine = self.id,
-                    library = lib.name,
-                    "cannot re-install library: {e}"
-                );
+                tracing::error!(engine = self.id, library = lib.name, "cannot re-install library: {e}");
             }
         }
     }
@@ -637,20 +475,12 @@ impl Worker {
     /// exports in this engine's linker, so later tasks link against it.
     fn install(&mut self, component: Arc<LoadedComponent>) -> Result<Vec<String>, String> {
         if component.interfaces.is_empty() {
-            return Err(format!(
-                "`{}` exports no interface, so it is not a library",
-                component.name
-            ));
+            return Err(format!("`{}` exports no interface, so it is not a library", component.name));
         }
         let pre = self
             .linker
             .instantiate_pre(&component.component)
-            .map_err(|e| {
-                format!(
-                    "cannot link library `{}` on engine {}: {e:#}",
-                    component.name, self.id
-                )
-            })?;
+            .map_err(|e| format!("cannot link library `{}` on engine {}: {e:#}", component.name, self.id))?;
         self.arm_limits(self.runtime.limits.call_timeout);
         let instance = match pre.instantiate(&mut self.store) {
             Ok(i) => i,
@@ -658,46 +488,29 @@ impl Worker {
                 // The store may be marked trapped now; the libraries installed
                 // so far are re-instantiated in a fresh one.
                 self.rebuild_store();
-                return Err(format!(
-                    "cannot instantiate library `{}` on engine {}: {e:#}",
-                    component.name, self.id
-                ));
+                return Err(format!("cannot instantiate library `{}` on engine {}: {e:#}", component.name, self.id));
             }
         };
         for iface in &component.interfaces {
             let mut linker_iface = self.linker.instance(iface).map_err(|e| format!("{e:#}"))?;
-            for f in component
-                .functions
-                .iter()
-                .filter(|f| f.name.starts_with(&format!("{iface}#")))
-            {
+            for f in component.functions.iter().filter(|f| f.name.starts_with(&format!("{iface}#"))) {
                 let fname = f.name[iface.len() + 1..].to_string();
-                let func = instance.get_func(&mut self.store, f.index).ok_or_else(|| {
-                    format!("library `{}` lost its export {fname}", component.name)
-                })?;
+                let func = instance
+                    .get_func(&mut self.store, f.index)
+                    .ok_or_else(|| format!("library `{}` lost its export {fname}", component.name))?;
                 linker_iface
-                    .func_new(&fname, move |mut store, _ty, params, results| {
-                        func.call(&mut store, params, results)
-                    })
+                    .func_new(&fname, move |mut store, _ty, params, results| func.call(&mut store, params, results))
                     .map_err(|e| format!("{e:#}"))?;
             }
         }
         // Templates made before this install link the old definitions.
         self.pres.clear();
-        self.libraries.retain(|l| {
-            !l.interfaces
-                .iter()
-                .any(|i| component.interfaces.contains(i))
-        });
+        self.libraries.retain(|l| !l.interfaces.iter().any(|i| component.interfaces.contains(i)));
         self.libraries.push(component.clone());
         let mut names: Vec<String> = self.libraries.iter().map(|l| l.name.clone()).collect();
         names.dedup();
         *self.info.libraries.lock() = names.clone();
-        *self.info.interfaces.lock() = self
-            .libraries
-            .iter()
-            .flat_map(|l| l.interfaces.clone())
-            .collect();
+        *self.info.interfaces.lock() = self.libraries.iter().flat_map(|l| l.interfaces.clone()).collect();
         Ok(component.interfaces.clone())
     }
 }
@@ -707,35 +520,18 @@ fn panic_message(stderr: &str) -> Option<String> {
     let start = stderr.rfind("panicked at ")?;
     let rest = &stderr[start + "panicked at ".len()..];
     let (location, body) = rest.split_once('\n')?;
-    let body: Vec<&str> = body
-        .lines()
-        .take_while(|l| !l.starts_with("note:"))
-        .collect();
-    Some(format!(
-        "{} (panicked at {})",
-        body.join("\n").trim(),
-        location.trim_end_matches(':')
-    ))
+    let body: Vec<&str> = body.lines().take_while(|l| !l.starts_with("note:")).collect();
+    Some(format!("{} (panicked at {})", body.join("\n").trim(), location.trim_end_matches(':')))
 }
 
 /// A namespace value as an argument of WIT type `ty`.
 fn ns_to_val(value: &NsValue, ty: &Type, param: &str) -> Result<Val, String> {
     if let Type::List(l) = ty {
         match (value, l.ty()) {
-            (NsValue::FloatList(v), Type::Float64) => {
-                return Ok(Val::List(v.iter().map(|&x| Val::Float64(x)).collect()))
-            }
-            (NsValue::FloatArray { data, .. }, Type::Float64) => {
-                return Ok(Val::List(data.iter().map(|&x| Val::Float64(x)).collect()))
-            }
-            (NsValue::IntList(v), Type::S64) => {
-                return Ok(Val::List(v.iter().map(|&x| Val::S64(x)).collect()))
-            }
-            (NsValue::IntList(v), Type::Float64) => {
-                return Ok(Val::List(
-                    v.iter().map(|&x| Val::Float64(x as f64)).collect(),
-                ))
-            }
+            (NsValue::FloatList(v), Type::Float64) => return Ok(Val::List(v.iter().map(|&x| Val::Float64(x)).collect())),
+            (NsValue::FloatArray { data, .. }, Type::Float64) => return Ok(Val::List(data.iter().map(|&x| Val::Float64(x)).collect())),
+            (NsValue::IntList(v), Type::S64) => return Ok(Val::List(v.iter().map(|&x| Val::S64(x)).collect())),
+            (NsValue::IntList(v), Type::Float64) => return Ok(Val::List(v.iter().map(|&x| Val::Float64(x as f64)).collect())),
             _ => {}
         }
     }
@@ -749,10 +545,7 @@ mod tests {
     #[test]
     fn finds_the_guest_panic_message() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(
-            panic_message(stderr).as_deref(),
-            Some("boom (panicked at src/lib.rs:10:5)")
-        );
+        assert_eq!(panic_message(stderr).as_deref(), Some("boom (panicked at src/lib.rs:10:5)"));
         assert_eq!(panic_message("nothing here"), None);
     }
 }

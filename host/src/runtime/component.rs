@@ -56,46 +56,23 @@ const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
 impl ComponentRegistry {
     pub fn new(engine: wasmtime::Engine, cache_dir: Option<PathBuf>) -> Self {
-        ComponentRegistry {
-            engine,
-            cache_dir,
-            by_name: RwLock::default(),
-            compiled: Mutex::default(),
-        }
+        ComponentRegistry { engine, cache_dir, by_name: RwLock::default(), compiled: Mutex::default() }
     }
 
     /// Validate, compile (or take from the cache) and register `bytes` as `name`.
     /// Slow on first sight of a digest (compilation): call off the async runtime.
     /// Returns the new component and the one it replaced under that name.
-    pub fn add(
-        &self,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<(Arc<LoadedComponent>, Option<Arc<LoadedComponent>>)> {
+    pub fn add(&self, name: &str, bytes: &[u8]) -> Result<(Arc<LoadedComponent>, Option<Arc<LoadedComponent>>)> {
         validate_name(name)?;
         check_header(bytes)?;
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.compile(&digest, bytes)?;
-        let loaded = Arc::new(describe(
-            &self.engine,
-            name,
-            &digest,
-            bytes.len(),
-            component,
-        )?);
-        let replaced = self
-            .by_name
-            .write()
-            .insert(name.to_string(), loaded.clone());
+        let loaded = Arc::new(describe(&self.engine, name, &digest, bytes.len(), component)?);
+        let replaced = self.by_name.write().insert(name.to_string(), loaded.clone());
         if let Some(old) = replaced.as_ref().filter(|old| old.digest != digest) {
             self.release(&old.digest);
         }
-        tracing::info!(
-            name,
-            digest = &digest[..12],
-            functions = loaded.functions.len(),
-            "component added"
-        );
+        tracing::info!(name, digest = &digest[..12], functions = loaded.functions.len(), "component added");
         Ok((loaded, replaced))
     }
 
@@ -109,11 +86,7 @@ impl ComponentRegistry {
             Error::not_found_hint(
                 "component",
                 name,
-                if known.is_empty() {
-                    "; none is uploaded".to_string()
-                } else {
-                    format!("; uploaded: {}", known.join(", "))
-                },
+                if known.is_empty() { "; none is uploaded".to_string() } else { format!("; uploaded: {}", known.join(", ")) },
             )
         })
     }
@@ -132,11 +105,7 @@ impl ComponentRegistry {
     }
 
     pub fn remove(&self, name: &str) -> Result<Arc<LoadedComponent>> {
-        let removed = self
-            .by_name
-            .write()
-            .remove(name)
-            .ok_or_else(|| Error::not_found("component", name))?;
+        let removed = self.by_name.write().remove(name).ok_or_else(|| Error::not_found("component", name))?;
         self.release(&removed.digest);
         Ok(removed)
     }
@@ -169,17 +138,14 @@ impl ComponentRegistry {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
-            Error::InvalidComponent(format!("the component does not validate: {e:#}"))
-        })?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| Error::InvalidComponent(format!("the component does not validate: {e:#}")))?;
         if let Some(path) = cache_file {
             if let Err(e) = write_cache(&path, &component) {
                 tracing::warn!(path = %path.display(), "cannot write the compile cache: {e:#}");
             }
         }
-        self.compiled
-            .lock()
-            .insert(digest.to_string(), component.clone());
+        self.compiled.lock().insert(digest.to_string(), component.clone());
         Ok(component)
     }
 
@@ -194,22 +160,12 @@ impl ComponentRegistry {
 fn write_cache(path: &std::path::Path, component: &Component) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path.parent().ok_or_else(|| anyhow::anyhow!("no parent"))?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let bytes = component
-        .serialize()
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         f.write_all(&bytes)?;
     }
     std::fs::rename(&tmp, path)?;
@@ -219,28 +175,26 @@ fn write_cache(path: &std::path::Path, component: &Component) -> anyhow::Result<
 fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
+        let shown: String = name.chars().take(64).collect();
+        let more = if name.len() > shown.len() { format!("… ({} bytes)", name.len()) } else { String::new() };
         Err(Error::BadRequest(format!(
-            "component name {name:?} is not valid: use 1-128 letters, digits, '-', '_' or '.'"
+            "component name {shown:?}{more} is not valid: use 1-128 letters, digits, '-', '_' or '.', and not \".\" or \"..\""
         )))
     }
 }
 
 fn check_header(bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
-        return Err(Error::InvalidComponent(
-            "the upload is empty: send the component's bytes as the body".into(),
-        ));
+        return Err(Error::InvalidComponent("the upload is empty: send the component's bytes as the body".into()));
     }
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
-        return Err(Error::InvalidComponent(
-            "not a WebAssembly binary (it does not start with \\0asm)".into(),
-        ));
+        return Err(Error::InvalidComponent("not a WebAssembly binary (it does not start with \\0asm)".into()));
     }
     if bytes[4..8] == CORE_MODULE_VERSION {
         return Err(Error::InvalidComponent(
@@ -261,11 +215,7 @@ pub fn interface_matches(exported: &str, wanted: &str) -> bool {
     }
     let split = |s: &str| -> Option<(String, Vec<u64>)> {
         let (base, ver) = s.split_once('@')?;
-        let nums: Option<Vec<u64>> = ver
-            .split(['.', '-', '+'])
-            .take(3)
-            .map(|p| p.parse().ok())
-            .collect();
+        let nums: Option<Vec<u64>> = ver.split(['.', '-', '+']).take(3).map(|p| p.parse().ok()).collect();
         Some((base.to_string(), nums?))
     };
     match (split(exported), split(wanted)) {
@@ -284,13 +234,7 @@ pub fn interface_matches(exported: &str, wanted: &str) -> bool {
     }
 }
 
-fn describe(
-    engine: &wasmtime::Engine,
-    name: &str,
-    digest: &str,
-    size: usize,
-    component: Component,
-) -> Result<LoadedComponent> {
+fn describe(engine: &wasmtime::Engine, name: &str, digest: &str, size: usize, component: Component) -> Result<LoadedComponent> {
     let ty = component.component_type();
     let mut functions = Vec::new();
     let mut interfaces = Vec::new();
@@ -314,8 +258,7 @@ fn describe(
                 };
                 for (fname, fitem) in inst.exports(engine) {
                     if let ComponentItem::ComponentFunc(f) = fitem.ty {
-                        let Some(index) = component.get_export_index(Some(&iface_index), fname)
-                        else {
+                        let Some(index) = component.get_export_index(Some(&iface_index), fname) else {
                             continue;
                         };
                         functions.push(ExportedFunction {
@@ -331,15 +274,7 @@ fn describe(
         }
     }
     let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
-    Ok(LoadedComponent {
-        name: name.to_string(),
-        digest: digest.to_string(),
-        size,
-        component,
-        functions,
-        interfaces,
-        imports,
-    })
+    Ok(LoadedComponent { name: name.to_string(), digest: digest.to_string(), size, component, functions, interfaces, imports })
 }
 
 #[cfg(test)]
@@ -359,15 +294,9 @@ mod tests {
 
     #[test]
     fn headers_are_checked_before_compiling() {
-        assert!(
-            matches!(check_header(b""), Err(Error::InvalidComponent(m)) if m.contains("empty"))
-        );
-        assert!(
-            matches!(check_header(b"garbage!!"), Err(Error::InvalidComponent(m)) if m.contains("not a WebAssembly"))
-        );
-        assert!(
-            matches!(check_header(b"\0asm\x01\0\0\0"), Err(Error::InvalidComponent(m)) if m.contains("core WebAssembly module"))
-        );
+        assert!(matches!(check_header(b""), Err(Error::InvalidComponent(m)) if m.contains("empty")));
+        assert!(matches!(check_header(b"garbage!!"), Err(Error::InvalidComponent(m)) if m.contains("not a WebAssembly")));
+        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(Error::InvalidComponent(m)) if m.contains("core WebAssembly module")));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

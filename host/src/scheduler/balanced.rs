@@ -42,13 +42,7 @@ impl Controller {
         let n_batches = batches.len();
         let (sink, mut results) = mpsc::unbounded_channel();
         let encoding = call_spec.encoding;
-        let work = Arc::new(BalancedWork {
-            spec: call_spec,
-            batches,
-            next: Default::default(),
-            stop: Default::default(),
-            sink,
-        });
+        let work = Arc::new(BalancedWork { spec: call_spec, batches, next: Default::default(), stop: Default::default(), sink });
         let mut accepted = 0;
         for &id in &engines {
             match self.pool.send(id, Job::Balanced(work.clone())) {
@@ -57,9 +51,7 @@ impl Controller {
             }
         }
         if accepted == 0 {
-            return Err(Error::EngineGone(format!(
-                "none of engines {engines:?} accepted the work; retry once they are back"
-            )));
+            return Err(Error::EngineGone(format!("none of engines {engines:?} accepted the work; retry once they are back")));
         }
         self.tasks.insert(record.clone());
         let task = record.clone();
@@ -81,21 +73,14 @@ impl Controller {
                 // flight, or that no engine holds the work any more (each
                 // drops its share when it has no batch left or its thread
                 // died): the batches not answered by then never will be.
-                let Ok(got) = tokio::time::timeout(Duration::from_millis(50), results.recv()).await
-                else {
+                let Ok(got) = tokio::time::timeout(Duration::from_millis(50), results.recv()).await else {
                     if Arc::strong_count(&work) == 1 && results.is_empty() {
                         abandoned = true;
                         break;
                     }
                     continue;
                 };
-                let Some(BatchOutcome {
-                    engine,
-                    batch,
-                    results: r,
-                    output,
-                }) = got
-                else {
+                let Some(BatchOutcome { engine, batch, results: r, output }) = got else {
                     break;
                 };
                 received += 1;
@@ -120,32 +105,18 @@ impl Controller {
             task.set_engines(used);
             let outputs = merge_outputs(outputs);
             if !failures.is_empty() || task.control.is_cancelled() {
-                task.finish(
-                    Err(TaskError::from_failures(
-                        failures,
-                        task.control.is_cancelled(),
-                    )),
-                    outputs,
-                );
+                task.finish(Err(TaskError::from_failures(failures, task.control.is_cancelled())), outputs);
                 return;
             }
             if abandoned {
-                let message = format!("{} of {n_batches} batches were never run: no engine took them (engines stopped or were restarted)", n_batches - received);
-                task.finish(
-                    Err(TaskError {
-                        kind: TaskErrorKind::NoEngine,
-                        message,
-                        errors: Vec::new(),
-                    }),
-                    outputs,
+                let message = format!(
+                    "{} of {n_batches} batches were never run: no engine took them (engines stopped or were restarted)",
+                    n_batches - received
                 );
+                task.finish(Err(TaskError { kind: TaskErrorKind::NoEngine, message, errors: Vec::new() }), outputs);
                 return;
             }
-            let order: Vec<usize> = if ordered {
-                (0..n_batches).collect()
-            } else {
-                arrival
-            };
+            let order: Vec<usize> = if ordered { (0..n_batches).collect() } else { arrival };
             let mut flat = Vec::with_capacity(task.total);
             for b in order {
                 flat.extend(slots[b].take().unwrap_or_default());

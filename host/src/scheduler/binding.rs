@@ -16,11 +16,7 @@ use crate::value::{signature, wit_name_matches, wit_type};
 use crate::{Error, Result};
 
 fn type_error(f: &ExportedFunction, msg: impl std::fmt::Display) -> Error {
-    Error::TypeMismatch(format!(
-        "{msg} (in {}: {})",
-        f.name,
-        signature(&f.params, &f.results)
-    ))
+    Error::TypeMismatch(format!("{msg} (in {}: {})", f.name, signature(&f.params, &f.results)))
 }
 
 fn as_ref(v: &Json) -> Option<&str> {
@@ -36,47 +32,23 @@ fn one_arg(f: &ExportedFunction, name: &str, ty: &Type, v: &Json) -> Result<Arg>
     if let Some(global) = as_ref(v) {
         return Ok(Arg::Ref(global.to_string()));
     }
-    json_to_val(ty, v, name)
-        .map(Arg::Val)
-        .map_err(|e| type_error(f, e))
+    json_to_val(ty, v, name).map(Arg::Val).map_err(|e| type_error(f, e))
 }
 
 /// The arguments of one call from positional `args` and named `kwargs`.
-pub fn bind_call(
-    f: &ExportedFunction,
-    args: &[Json],
-    kwargs: &Map<String, Json>,
-) -> Result<Vec<Arg>> {
+pub fn bind_call(f: &ExportedFunction, args: &[Json], kwargs: &Map<String, Json>) -> Result<Vec<Arg>> {
     if args.len() > f.params.len() {
-        return Err(type_error(
-            f,
-            format!(
-                "{} takes {} arguments but {} were given",
-                f.name,
-                f.params.len(),
-                args.len()
-            ),
-        ));
+        return Err(type_error(f, format!("{} takes {} arguments but {} were given", f.name, f.params.len(), args.len())));
     }
     check_kwargs(f, kwargs)?;
     let mut out = Vec::with_capacity(f.params.len());
     for (i, (name, ty)) in f.params.iter().enumerate() {
         let named = lookup(kwargs, name);
         let arg = match (args.get(i), named) {
-            (Some(_), Some(_)) => {
-                return Err(type_error(
-                    f,
-                    format!("argument `{name}` given both by position and by name"),
-                ))
-            }
+            (Some(_), Some(_)) => return Err(type_error(f, format!("argument `{name}` given both by position and by name"))),
             (Some(v), None) | (None, Some(v)) => one_arg(f, name, ty, v)?,
             (None, None) if matches!(ty, Type::Option(_)) => Arg::Val(Val::Option(None)),
-            (None, None) => {
-                return Err(type_error(
-                    f,
-                    format!("missing argument `{name}` ({})", wit_type(ty)),
-                ))
-            }
+            (None, None) => return Err(type_error(f, format!("missing argument `{name}` ({})", wit_type(ty)))),
         };
         out.push(arg);
     }
@@ -87,13 +59,7 @@ fn check_kwargs(f: &ExportedFunction, kwargs: &Map<String, Json>) -> Result<()> 
     for k in kwargs.keys() {
         if !f.params.iter().any(|(n, _)| wit_name_matches(n, k)) {
             let names: Vec<&str> = f.params.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(type_error(
-                f,
-                format!(
-                    "unknown argument `{k}`; parameters are {}",
-                    names.join(", ")
-                ),
-            ));
+            return Err(type_error(f, format!("unknown argument `{}`; parameters are {}", crate::error::cut(k), names.join(", "))));
         }
     }
     Ok(())
@@ -126,13 +92,9 @@ impl Sequence {
             Json::Array(items) => Ok(Sequence::Json(items)),
             Json::Object(obj) => match ArrayForm::from_json(&obj) {
                 Some(Ok(a)) if !a.shape.is_empty() => Ok(Sequence::Array(std::sync::Arc::new(a))),
-                Some(Ok(_)) => Err(Error::BadRequest(format!(
-                    "sequences[{index}]: a 0-dimensional array is not a sequence"
-                ))),
+                Some(Ok(_)) => Err(Error::BadRequest(format!("sequences[{index}]: a 0-dimensional array is not a sequence"))),
                 Some(Err(msg)) => Err(Error::BadRequest(format!("sequences[{index}]: {msg}"))),
-                None => Err(Error::BadRequest(format!(
-                    "sequences[{index}]: expected a list or an array form, got an object"
-                ))),
+                None => Err(Error::BadRequest(format!("sequences[{index}]: expected a list or an array form, got an object"))),
             },
             other => Err(Error::BadRequest(format!(
                 "sequences[{index}]: expected a list or an array form, got {}",
@@ -153,23 +115,14 @@ impl Sequence {
     }
 
     /// Item `i` as a value of type `ty`.
-    fn item(
-        &self,
-        i: usize,
-        ty: &Type,
-        path: &str,
-    ) -> std::result::Result<Arg, crate::value::ConvertError> {
+    fn item(&self, i: usize, ty: &Type, path: &str) -> std::result::Result<Arg, crate::value::ConvertError> {
         match self {
             Sequence::Json(items) => match as_ref(&items[i]) {
                 Some(g) => Ok(Arg::Ref(g.to_string())),
                 None => json_to_val(ty, &items[i], path).map(Arg::Val),
             },
-            Sequence::Array(a) if a.shape.len() == 1 => {
-                num_to_val(ty, a.get(i), path).map(Arg::Val)
-            }
-            Sequence::Array(a) if always_converts(ty, a.dtype, a.shape.len() - 1) => {
-                Ok(Arg::Row(a.clone(), i))
-            }
+            Sequence::Array(a) if a.shape.len() == 1 => num_to_val(ty, a.get(i), path).map(Arg::Val),
+            Sequence::Array(a) if always_converts(ty, a.dtype, a.shape.len() - 1) => Ok(Arg::Row(a.clone(), i)),
             Sequence::Array(a) => {
                 let row: usize = a.shape[1..].iter().product();
                 let mut offset = i * row;
@@ -179,16 +132,9 @@ impl Sequence {
     }
 
     /// Items `range` as one list value of type `ty` (for `parallel`).
-    fn chunk(
-        &self,
-        range: Range<usize>,
-        ty: &Type,
-        path: &str,
-    ) -> std::result::Result<Arg, crate::value::ConvertError> {
+    fn chunk(&self, range: Range<usize>, ty: &Type, path: &str) -> std::result::Result<Arg, crate::value::ConvertError> {
         match self {
-            Sequence::Json(items) => {
-                json_to_val(ty, &Json::Array(items[range].to_vec()), path).map(Arg::Val)
-            }
+            Sequence::Json(items) => json_to_val(ty, &Json::Array(items[range].to_vec()), path).map(Arg::Val),
             Sequence::Array(a) => {
                 let mut dims = a.shape.clone();
                 dims[0] = range.len();
@@ -201,32 +147,17 @@ impl Sequence {
 }
 
 /// The free parameters of `f` once `kwargs` are bound, with their positions.
-fn free_params<'a>(
-    f: &'a ExportedFunction,
-    kwargs: &Map<String, Json>,
-) -> Vec<(usize, &'a str, &'a Type)> {
-    f.params
-        .iter()
-        .enumerate()
-        .filter(|(_, (n, _))| lookup(kwargs, n).is_none())
-        .map(|(i, (n, t))| (i, n.as_str(), t))
-        .collect()
+fn free_params<'a>(f: &'a ExportedFunction, kwargs: &Map<String, Json>) -> Vec<(usize, &'a str, &'a Type)> {
+    f.params.iter().enumerate().filter(|(_, (n, _))| lookup(kwargs, n).is_none()).map(|(i, (n, t))| (i, n.as_str(), t)).collect()
 }
 
 /// Constant kwargs bound once, in parameter order (None where a sequence binds).
 fn constants(f: &ExportedFunction, kwargs: &Map<String, Json>) -> Result<Vec<Option<Arg>>> {
     check_kwargs(f, kwargs)?;
-    f.params
-        .iter()
-        .map(|(n, t)| lookup(kwargs, n).map(|v| one_arg(f, n, t, v)).transpose())
-        .collect()
+    f.params.iter().map(|(n, t)| lookup(kwargs, n).map(|v| one_arg(f, n, t, v)).transpose()).collect()
 }
 
-fn check_arity(
-    f: &ExportedFunction,
-    free: &[(usize, &str, &Type)],
-    seqs: &[Sequence],
-) -> Result<()> {
+fn check_arity(f: &ExportedFunction, free: &[(usize, &str, &Type)], seqs: &[Sequence]) -> Result<()> {
     if free.len() != seqs.len() {
         let names: Vec<&str> = free.iter().map(|(_, n, _)| *n).collect();
         return Err(type_error(
@@ -235,11 +166,7 @@ fn check_arity(
                 "{} sequences given for {} free parameters ({})",
                 seqs.len(),
                 free.len(),
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
             ),
         ));
     }
@@ -247,11 +174,7 @@ fn check_arity(
 }
 
 /// One call per item: the i-th call gets the i-th item of every sequence.
-pub fn bind_map(
-    f: &ExportedFunction,
-    seqs: &[Sequence],
-    kwargs: &Map<String, Json>,
-) -> Result<Vec<Vec<Arg>>> {
+pub fn bind_map(f: &ExportedFunction, seqs: &[Sequence], kwargs: &Map<String, Json>) -> Result<Vec<Vec<Arg>>> {
     let consts = constants(f, kwargs)?;
     let free = free_params(f, kwargs);
     check_arity(f, &free, seqs)?;
@@ -260,9 +183,7 @@ pub fn bind_map(
     for i in 0..len {
         let mut args: Vec<Option<Arg>> = consts.clone();
         for ((pos, name, ty), seq) in free.iter().zip(seqs) {
-            let arg = seq
-                .item(i, ty, "")
-                .map_err(|e| type_error(f, e.within(&format!("{name}[{i}]"))))?;
+            let arg = seq.item(i, ty, "").map_err(|e| type_error(f, e.within(&format!("{name}[{i}]"))))?;
             args[*pos] = Some(arg);
         }
         calls.push(args.into_iter().flatten().collect());
@@ -282,13 +203,7 @@ pub fn bind_parallel(
     check_arity(f, &free, seqs)?;
     for (_, name, ty) in &free {
         if !matches!(ty, Type::List(_)) {
-            return Err(type_error(
-                f,
-                format!(
-                    "parallel needs list parameters, but `{name}` is {}",
-                    wit_type(ty)
-                ),
-            ));
+            return Err(type_error(f, format!("parallel needs list parameters, but `{name}` is {}", wit_type(ty))));
         }
     }
     chunks
@@ -296,10 +211,7 @@ pub fn bind_parallel(
         .map(|range| {
             let mut args = consts.clone();
             for ((pos, name, ty), seq) in free.iter().zip(seqs) {
-                args[*pos] = Some(
-                    seq.chunk(range.clone(), ty, name)
-                        .map_err(|e| type_error(f, e))?,
-                );
+                args[*pos] = Some(seq.chunk(range.clone(), ty, name).map_err(|e| type_error(f, e))?);
             }
             Ok(args.into_iter().flatten().collect())
         })

@@ -18,52 +18,35 @@ impl Controller {
             .imports
             .iter()
             .map(String::as_str)
-            .filter(|i| {
-                !i.starts_with("wasi:") && !HOST_INTERFACES.iter().any(|h| i.starts_with(h))
-            })
+            .filter(|i| !i.starts_with("wasi:") && !HOST_INTERFACES.iter().any(|h| i.starts_with(h)))
             .collect()
     }
 
     pub(super) fn engine_provides(&self, engine: usize, interface: &str) -> bool {
-        self.pool.info(engine).is_some_and(|info| {
-            info.interfaces
-                .lock()
-                .iter()
-                .any(|i| interface_matches(i, interface))
-        })
+        self.pool.info(engine).is_some_and(|info| info.interfaces.lock().iter().any(|i| interface_matches(i, interface)))
     }
 
     /// The engines among `candidates` that can link `component`.
     pub(super) fn capable(&self, component: &LoadedComponent, candidates: &[usize]) -> Vec<usize> {
         let needs = Self::library_imports(component);
-        candidates
-            .iter()
-            .copied()
-            .filter(|&e| needs.iter().all(|i| self.engine_provides(e, i)))
-            .collect()
+        candidates.iter().copied().filter(|&e| needs.iter().all(|i| self.engine_provides(e, i))).collect()
     }
 
     pub(super) fn dependency_error(&self, component: &LoadedComponent, engines: &[usize]) -> Error {
         let mut parts = Vec::new();
         for iface in Self::library_imports(component) {
-            let lacking: Vec<String> = engines
-                .iter()
-                .filter(|&&e| !self.engine_provides(e, iface))
-                .map(|e| e.to_string())
-                .collect();
+            let lacking: Vec<String> = engines.iter().filter(|&&e| !self.engine_provides(e, iface)).map(|e| e.to_string()).collect();
             if lacking.is_empty() {
                 continue;
             }
             let providers = self.runtime.components.exporters_of(iface);
             let hint = match providers.first() {
-                Some(lib) => format!("install `{lib}`, which exports it: POST /v1/install {{\"component\": \"{lib}\"}} or `wasmpar install {lib}`"),
+                Some(lib) => {
+                    format!("install `{lib}`, which exports it: POST /v1/install {{\"component\": \"{lib}\"}} or `wasmpar install {lib}`")
+                }
                 None => "no uploaded component exports it: upload a library that does, then install it".to_string(),
             };
-            parts.push(format!(
-                "`{}` imports `{iface}`, which engine(s) {} lack; {hint}",
-                component.name,
-                lacking.join(", ")
-            ));
+            parts.push(format!("`{}` imports `{iface}`, which engine(s) {} lack; {hint}", component.name, lacking.join(", ")));
         }
         Error::Dependency(parts.join("; "))
     }
@@ -96,11 +79,7 @@ impl Controller {
             )));
         }
         let ids = self.direct(targets, "install")?;
-        let missing: Vec<usize> = ids
-            .iter()
-            .copied()
-            .filter(|&e| !self.capable(&lib, &[e]).contains(&e))
-            .collect();
+        let missing: Vec<usize> = ids.iter().copied().filter(|&e| !self.capable(&lib, &[e]).contains(&e)).collect();
         if !missing.is_empty() {
             return Err(self.dependency_error(&lib, &missing));
         }
@@ -109,12 +88,7 @@ impl Controller {
             let Some(info) = self.pool.info(e) else {
                 continue;
             };
-            for prev in info
-                .libraries
-                .lock()
-                .iter()
-                .filter(|l| l.as_str() != component)
-            {
+            for prev in info.libraries.lock().iter().filter(|l| l.as_str() != component) {
                 if let Ok(p) = self.runtime.components.get(prev) {
                     for i in p.interfaces.iter().filter(|i| lib.interfaces.contains(i)) {
                         replaced.push(format!("engine {e}: {prev} ({i})"));
@@ -122,12 +96,7 @@ impl Controller {
                 }
             }
         }
-        let replies = self
-            .each_engine(&ids, |_, reply| Job::Install {
-                component: lib.clone(),
-                reply,
-            })
-            .await?;
+        let replies = self.each_engine(&ids, |_, reply| Job::Install { component: lib.clone(), reply }).await?;
         let errors: Vec<String> = replies.into_iter().filter_map(|r| r.err()).collect();
         if !errors.is_empty() {
             return Err(Error::Dependency(errors.join("; ")));
@@ -135,24 +104,14 @@ impl Controller {
         for r in &replaced {
             tracing::info!(library = component, "install replaces {r}");
         }
-        Ok(InstallReport {
-            component: component.to_string(),
-            engines: ids,
-            interfaces: lib.interfaces.clone(),
-            replaced,
-        })
+        Ok(InstallReport { component: component.to_string(), engines: ids, interfaces: lib.interfaces.clone(), replaced })
     }
 
     /// Drop a component everywhere (its instances go with it).
     pub fn remove_component(&self, name: &str) -> Result<()> {
         let removed = self.runtime.components.remove(name)?;
         for id in self.pool.ids() {
-            let _ = self.pool.send(
-                id,
-                Job::Forget {
-                    digest: removed.digest.clone(),
-                },
-            );
+            let _ = self.pool.send(id, Job::Forget { digest: removed.digest.clone() });
         }
         Ok(())
     }
@@ -165,34 +124,13 @@ impl Controller {
             .iter()
             .map(|name| {
                 if HOST_INTERFACES.iter().any(|h| name.starts_with(h)) {
-                    ImportInfo {
-                        name: name.clone(),
-                        source: ImportSource::Host,
-                        library: None,
-                    }
+                    ImportInfo { name: name.clone(), source: ImportSource::Host, library: None }
                 } else if name.starts_with("wasi:") {
-                    ImportInfo {
-                        name: name.clone(),
-                        source: ImportSource::Wasi,
-                        library: None,
-                    }
+                    ImportInfo { name: name.clone(), source: ImportSource::Wasi, library: None }
                 } else {
-                    let lib = self
-                        .runtime
-                        .components
-                        .exporters_of(name)
-                        .into_iter()
-                        .next();
-                    let source = if lib.is_some() {
-                        ImportSource::Library
-                    } else {
-                        ImportSource::Unresolved
-                    };
-                    ImportInfo {
-                        name: name.clone(),
-                        source,
-                        library: lib,
-                    }
+                    let lib = self.runtime.components.exporters_of(name).into_iter().next();
+                    let source = if lib.is_some() { ImportSource::Library } else { ImportSource::Unresolved };
+                    ImportInfo { name: name.clone(), source, library: lib }
                 }
             })
             .collect()

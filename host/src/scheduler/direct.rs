@@ -68,13 +68,7 @@ impl Controller {
     }
 }
 
-pub(super) fn finish(
-    task: &TaskRecord,
-    outcomes: Vec<BatchOutcome>,
-    assemble: Assemble,
-    result_ty: Option<&Type>,
-    encoding: Encoding,
-) {
+pub(super) fn finish(task: &TaskRecord, outcomes: Vec<BatchOutcome>, assemble: Assemble, result_ty: Option<&Type>, encoding: Encoding) {
     let mut failures = Vec::new();
     let mut per_engine = Vec::with_capacity(outcomes.len());
     let mut outputs = Vec::with_capacity(outcomes.len());
@@ -87,28 +81,14 @@ pub(super) fn finish(
     }
     let outputs = merge_outputs(outputs);
     if !failures.is_empty() {
-        task.finish(
-            Err(TaskError::from_failures(
-                failures,
-                task.control.is_cancelled(),
-            )),
-            outputs,
-        );
+        task.finish(Err(TaskError::from_failures(failures, task.control.is_cancelled())), outputs);
         return;
     }
     let first = |v: Vec<Json>| v.into_iter().next().unwrap_or(Json::Null);
     let result = match assemble {
         Assemble::PerEngine => Json::Array(per_engine.into_iter().map(first).collect()),
-        Assemble::Single => per_engine
-            .into_iter()
-            .next()
-            .map(first)
-            .unwrap_or(Json::Null),
-        Assemble::Concat => flat_result(
-            per_engine.into_iter().flatten().collect(),
-            result_ty,
-            encoding,
-        ),
+        Assemble::Single => per_engine.into_iter().next().map(first).unwrap_or(Json::Null),
+        Assemble::Concat => flat_result(per_engine.into_iter().flatten().collect(), result_ty, encoding),
         Assemble::Parallel => {
             let results: Vec<Json> = per_engine.into_iter().map(first).collect();
             if matches!(result_ty, Some(Type::List(_))) {

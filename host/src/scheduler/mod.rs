@@ -45,33 +45,21 @@ pub struct Controller {
 impl Controller {
     pub fn new(pool: Arc<EnginePool>) -> Arc<Controller> {
         let runtime = pool.runtime().clone();
-        let tasks = task::TaskTable::new(
-            runtime.limits.tasks_kept,
-            runtime.limits.tasks_min_age,
-            runtime.limits.tasks_kept_bytes,
-        );
-        Arc::new(Controller {
-            pool,
-            runtime,
-            tasks,
-        })
+        let tasks = task::TaskTable::new(runtime.limits.tasks_kept, runtime.limits.tasks_min_age, runtime.limits.tasks_kept_bytes);
+        Arc::new(Controller { pool, runtime, tasks })
     }
 
     fn direct(&self, targets: &Targets, what: &str) -> Result<Vec<usize>> {
         match targets.resolve(self.pool.len())? {
             Selection::Direct(ids) => Ok(ids),
-            Selection::Balanced => Err(Error::BadRequest(format!(
-                "{what} needs direct targets (\"all\", a slice, ids), not \"balanced\""
-            ))),
+            Selection::Balanced => Err(Error::BadRequest(format!("{what} needs direct targets (\"all\", a slice, ids), not \"balanced\""))),
         }
     }
 
     // ---- tasks -------------------------------------------------------------
 
     pub fn task(&self, id: &str) -> Result<Arc<TaskRecord>> {
-        self.tasks
-            .get(id)
-            .ok_or_else(|| Error::not_found("task", id))
+        self.tasks.get(id).ok_or_else(|| Error::not_found("task", id))
     }
 
     pub async fn cancel(&self, id: &str) -> Result<TaskView> {
@@ -124,16 +112,11 @@ impl Controller {
     /// Compile and register an upload (off the async runtime: compiling takes
     /// seconds), then tell every engine to drop instances of the version it
     /// replaces, so their memory is freed (wasmtime frees it with the store).
-    pub async fn upload(
-        &self,
-        name: String,
-        bytes: bytes::Bytes,
-    ) -> Result<(Arc<LoadedComponent>, Vec<ImportInfo>)> {
+    pub async fn upload(&self, name: String, bytes: bytes::Bytes) -> Result<(Arc<LoadedComponent>, Vec<ImportInfo>)> {
         let runtime = self.runtime.clone();
-        let (loaded, replaced) =
-            tokio::task::spawn_blocking(move || runtime.components.add(&name, &bytes))
-                .await
-                .map_err(|e| Error::Internal(format!("compilation panicked: {e}")))??;
+        let (loaded, replaced) = tokio::task::spawn_blocking(move || runtime.components.add(&name, &bytes))
+            .await
+            .map_err(|e| Error::Internal(format!("compilation panicked: {e}")))??;
         if let Some(old) = replaced.filter(|old| old.digest != loaded.digest) {
             self.forget_everywhere(&old.digest);
         }
@@ -143,12 +126,7 @@ impl Controller {
 
     fn forget_everywhere(&self, digest: &str) {
         for id in self.pool.ids() {
-            if let Err(e) = self.pool.send(
-                id,
-                Job::Forget {
-                    digest: digest.to_string(),
-                },
-            ) {
+            if let Err(e) = self.pool.send(id, Job::Forget { digest: digest.to_string() }) {
                 tracing::warn!(engine = id, "cannot forget an old component version: {e}");
             }
         }
@@ -159,8 +137,10 @@ impl Controller {
         self.pool.shutdown();
     }
 
-    /// Fault injection for tests: the engine's thread panics at its next call.
-    pub fn inject_panic(&self, engine: usize) -> Result<()> {
-        self.pool.send(engine, Job::Panic)
+    /// Fault injection for tests: the engine's thread panics at its next
+    /// call, or (`exit`) ends when it reaches this job, dropping what is
+    /// queued behind it.
+    pub fn inject_fault(&self, engine: usize, exit: bool) -> Result<()> {
+        self.pool.send(engine, if exit { Job::Exit } else { Job::Panic })
     }
 }

@@ -10,6 +10,7 @@ use super::Controller;
 use crate::engine::{Job, NsValue};
 use std::sync::Arc;
 
+pub use crate::error::cut;
 use crate::value::{ArrayForm, Dtype, Encoding};
 use crate::{Error, Result};
 
@@ -29,11 +30,7 @@ impl Controller {
         }
         let mut out = Vec::with_capacity(rxs.len());
         for (id, rx) in rxs {
-            out.push(rx.await.map_err(|_| {
-                Error::EngineGone(format!(
-                    "engine {id} failed while handling the request; it was restarted"
-                ))
-            })?);
+            out.push(rx.await.map_err(|_| Error::EngineGone(format!("engine {id} failed while handling the request; it was restarted")))?);
         }
         Ok(out)
     }
@@ -41,69 +38,41 @@ impl Controller {
     pub async fn push(&self, targets: &Targets, values: &Map<String, Json>) -> Result<Vec<usize>> {
         let ids = self.direct(targets, "push")?;
         if values.is_empty() {
-            return Err(Error::BadRequest(
-                "push: `values` names nothing to push".into(),
-            ));
+            return Err(Error::BadRequest("push: `values` names nothing to push".into()));
         }
         let mut parsed = Vec::with_capacity(values.len());
         for (name, v) in values {
             check_global_name(name)?;
-            let value = NsValue::from_json(v)
-                .map_err(|m| Error::BadRequest(format!("push `{name}`: {m}")))?;
+            let value = NsValue::from_json(v).map_err(|m| Error::BadRequest(format!("push `{name}`: {m}")))?;
             parsed.push((name.clone(), value));
         }
-        self.each_engine(&ids, |_, reply| Job::Push {
-            values: parsed.clone(),
-            reply,
-        })
-        .await?;
+        self.each_engine(&ids, |_, reply| Job::Push { values: parsed.clone(), reply }).await?;
         Ok(ids)
     }
 
     /// Push one already-decoded value (the binary route).
-    pub async fn push_value(
-        &self,
-        targets: &Targets,
-        name: &str,
-        value: NsValue,
-    ) -> Result<Vec<usize>> {
+    pub async fn push_value(&self, targets: &Targets, name: &str, value: NsValue) -> Result<Vec<usize>> {
         check_global_name(name)?;
         let ids = self.direct(targets, "push")?;
-        self.each_engine(&ids, |_, reply| Job::Push {
-            values: vec![(name.to_string(), value.clone())],
-            reply,
-        })
-        .await?;
+        self.each_engine(&ids, |_, reply| Job::Push { values: vec![(name.to_string(), value.clone())], reply }).await?;
         Ok(ids)
     }
 
     /// The value a raw-bytes push stands for: `data` holds `shape`'s items of
     /// `dtype` (one dimension of all of them when `shape` is not given).
-    pub fn raw_value(
-        &self,
-        dtype: Dtype,
-        shape: Option<Vec<usize>>,
-        data: RawData,
-    ) -> Result<NsValue> {
+    pub fn raw_value(&self, dtype: Dtype, shape: Option<Vec<usize>>, data: RawData) -> Result<NsValue> {
         let count = match &data {
             RawData::F64(v) => v.len(),
             RawData::Bytes(b) => {
                 if b.len() % dtype.size() != 0 {
-                    return Err(Error::BadRequest(format!(
-                        "{} bytes is not a whole number of {} items",
-                        b.len(),
-                        dtype.name()
-                    )));
+                    return Err(Error::BadRequest(format!("{} bytes is not a whole number of {} items", b.len(), dtype.name())));
                 }
                 b.len() / dtype.size()
             }
         };
         let shape = shape.unwrap_or_else(|| vec![count]);
         if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(count) {
-            return Err(Error::BadRequest(format!(
-                "shape {:?} does not hold {count} items",
-                cut(&format!("{shape:?}"))
-            )));
+            return Err(Error::BadRequest(format!("shape {:?} does not hold {count} items", cut(&format!("{shape:?}")))));
         }
         Ok(match data {
             RawData::F64(floats) if dtype == Dtype::F64 => {
@@ -111,99 +80,47 @@ impl Controller {
                 if shape.len() == 1 {
                     NsValue::FloatList(floats)
                 } else {
-                    NsValue::FloatArray {
-                        shape,
-                        data: floats,
-                    }
+                    NsValue::FloatArray { shape, data: floats }
                 }
             }
             RawData::F64(floats) => NsValue::from_array(ArrayForm::from_f64(shape, &floats)),
-            RawData::Bytes(bytes) => NsValue::from_array(ArrayForm {
-                dtype,
-                shape,
-                data: bytes.to_vec(),
-            }),
+            RawData::Bytes(bytes) => NsValue::from_array(ArrayForm { dtype, shape, data: bytes.to_vec() }),
         })
     }
 
     /// One engine's array as (dtype, shape, little-endian bytes): the binary
     /// pull, sharing the engine's buffer where the host is little-endian.
-    pub async fn pull_raw(
-        &self,
-        targets: &Targets,
-        name: &str,
-    ) -> Result<(Dtype, Vec<usize>, bytes::Bytes)> {
+    pub async fn pull_raw(&self, targets: &Targets, name: &str) -> Result<(Dtype, Vec<usize>, bytes::Bytes)> {
         let value = self.pull_value(targets, name).await?;
-        value.to_raw().ok_or_else(|| {
-            Error::BadRequest(format!(
-                "`{}` is a {}, not a numeric list or array",
-                cut(name),
-                value.kind()
-            ))
-        })
+        value.to_raw().ok_or_else(|| Error::BadRequest(format!("`{}` is a {}, not a numeric list or array", cut(name), value.kind())))
     }
 
     /// One engine's value of `name` (the binary route).
     pub async fn pull_value(&self, targets: &Targets, name: &str) -> Result<NsValue> {
         let ids = self.direct(targets, "pull")?;
         let [id] = ids.as_slice() else {
-            return Err(Error::BadRequest(format!(
-                "a binary pull reads one engine; the targets select {}",
-                ids.len()
-            )));
+            return Err(Error::BadRequest(format!("a binary pull reads one engine; the targets select {}", ids.len())));
         };
         let mut values = self.pull_values(&[*id], &[name.to_string()]).await?;
-        values
-            .pop()
-            .and_then(|mut v| v.pop())
-            .ok_or_else(|| Error::not_found("name", name))
+        values.pop().and_then(|mut v| v.pop()).ok_or_else(|| Error::not_found("name", name))
     }
 
     async fn pull_values(&self, ids: &[usize], names: &[String]) -> Result<Vec<Vec<NsValue>>> {
         if names.is_empty() {
             return Err(Error::BadRequest("pull: give at least one name".into()));
         }
-        let replies = self
-            .each_engine(ids, |_, reply| Job::Pull {
-                names: names.to_vec(),
-                reply,
-            })
-            .await?;
-        ids.iter()
-            .zip(replies)
-            .map(|(id, r)| {
-                r.map_err(|name| Error::not_found_hint("name", &name, format!(" on engine {id}")))
-            })
-            .collect()
+        let replies = self.each_engine(ids, |_, reply| Job::Pull { names: names.to_vec(), reply }).await?;
+        ids.iter().zip(replies).map(|(id, r)| r.map_err(|name| Error::not_found_hint("name", &name, format!(" on engine {id}")))).collect()
     }
 
-    pub async fn pull(
-        &self,
-        targets: &Targets,
-        names: &[String],
-        encoding: Encoding,
-    ) -> Result<(Vec<usize>, Vec<Map<String, Json>>)> {
+    pub async fn pull(&self, targets: &Targets, names: &[String], encoding: Encoding) -> Result<(Vec<usize>, Vec<Map<String, Json>>)> {
         let ids = self.direct(targets, "pull")?;
         let values = self.pull_values(&ids, names).await?;
-        let maps = values
-            .into_iter()
-            .map(|vals| {
-                names
-                    .iter()
-                    .cloned()
-                    .zip(vals.iter().map(|v| v.to_json(encoding)))
-                    .collect()
-            })
-            .collect();
+        let maps = values.into_iter().map(|vals| names.iter().cloned().zip(vals.iter().map(|v| v.to_json(encoding))).collect()).collect();
         Ok((ids, maps))
     }
 
-    pub async fn scatter(
-        &self,
-        name: &str,
-        values: &Json,
-        targets: &Targets,
-    ) -> Result<Vec<usize>> {
+    pub async fn scatter(&self, name: &str, values: &Json, targets: &Targets) -> Result<Vec<usize>> {
         check_global_name(name)?;
         let ids = self.direct(targets, "scatter")?;
         let chunks: Vec<NsValue> = match values {
@@ -218,19 +135,11 @@ impl Controller {
                     let len = whole.rows().unwrap_or(0);
                     partition::contiguous(len, ids.len())
                         .into_iter()
-                        .map(|r| {
-                            whole.slice(r.start, r.end).ok_or_else(|| {
-                                Error::BadRequest("scatter: cannot split this array".into())
-                            })
-                        })
+                        .map(|r| whole.slice(r.start, r.end).ok_or_else(|| Error::BadRequest("scatter: cannot split this array".into())))
                         .collect::<Result<_>>()?
                 }
                 Some(Err(m)) => return Err(Error::BadRequest(format!("scatter: {m}"))),
-                _ => {
-                    return Err(Error::BadRequest(
-                        "scatter: `values` must be a list or an array form".into(),
-                    ))
-                }
+                _ => return Err(Error::BadRequest("scatter: `values` must be a list or an array form".into())),
             },
             other => {
                 return Err(Error::BadRequest(format!(
@@ -241,10 +150,7 @@ impl Controller {
         };
         self.each_engine(&ids, |i, reply| {
             let pos = ids.iter().position(|&x| x == i).unwrap_or(0);
-            Job::Push {
-                values: vec![(name.to_string(), chunks[pos].clone())],
-                reply,
-            }
+            Job::Push { values: vec![(name.to_string(), chunks[pos].clone())], reply }
         })
         .await?;
         Ok(ids)
@@ -254,18 +160,14 @@ impl Controller {
         let ids = self.direct(targets, "gather")?;
         let values = self.pull_values(&ids, &[name.to_string()]).await?;
         let parts: Vec<NsValue> = values.into_iter().flatten().collect();
-        let whole = NsValue::concat(&parts)
-            .map_err(|m| Error::BadRequest(format!("gather `{name}`: {m}")))?;
+        let whole = NsValue::concat(&parts).map_err(|m| Error::BadRequest(format!("gather `{name}`: {m}")))?;
         Ok(whole.to_json(encoding))
     }
 }
 
 pub(super) fn check_global_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-        return Err(Error::BadRequest(format!(
-            "{:?} is not a usable global name (1-256 characters, no control characters)",
-            cut(name)
-        )));
+        return Err(Error::BadRequest(format!("{:?} is not a usable global name (1-256 characters, no control characters)", cut(name))));
     }
     Ok(())
 }
@@ -275,14 +177,4 @@ pub(super) fn check_global_name(name: &str) -> Result<()> {
 pub enum RawData {
     F64(Vec<f64>),
     Bytes(bytes::Bytes),
-}
-
-/// At most 64 characters of something a request sent, for an error message
-/// (a 10 MB name is not echoed back whole).
-pub fn cut(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        None => text.to_string(),
-        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
-    }
 }

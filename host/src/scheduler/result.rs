@@ -44,9 +44,7 @@ pub(super) fn flat_result(flat: Vec<Json>, result_ty: Option<&Type>, encoding: E
     if encoding == Encoding::Array {
         let dtype = match result_ty {
             Some(Type::Float64 | Type::Float32) => Some(Dtype::F64),
-            Some(
-                Type::S8 | Type::S16 | Type::S32 | Type::S64 | Type::U8 | Type::U16 | Type::U32,
-            ) => Some(Dtype::I64),
+            Some(Type::S8 | Type::S16 | Type::S32 | Type::S64 | Type::U8 | Type::U16 | Type::U32) => Some(Dtype::I64),
             _ => None,
         };
         match dtype {
@@ -70,20 +68,10 @@ pub(super) fn flat_result(flat: Vec<Json>, result_ty: Option<&Type>, encoding: E
 
 /// Concatenate per-engine lists (JSON lists, or array forms of one dtype).
 pub(super) fn concat_lists(parts: Vec<Json>) -> Json {
-    let arrays: Option<Vec<ArrayForm>> = parts
-        .iter()
-        .map(|p| {
-            p.as_object()
-                .and_then(ArrayForm::from_json)
-                .and_then(|r| r.ok())
-        })
-        .collect();
+    let arrays: Option<Vec<ArrayForm>> = parts.iter().map(|p| p.as_object().and_then(ArrayForm::from_json).and_then(|r| r.ok())).collect();
     if let Some(arrays) = arrays.filter(|a| !a.is_empty()) {
         let dtype = arrays[0].dtype;
-        if arrays
-            .iter()
-            .all(|a| a.dtype == dtype && a.shape[1..] == arrays[0].shape[1..])
-        {
+        if arrays.iter().all(|a| a.dtype == dtype && a.shape[1..] == arrays[0].shape[1..]) {
             let mut shape = arrays[0].shape.clone();
             shape[0] = arrays.iter().map(|a| a.shape[0]).sum();
             let data = arrays.iter().flat_map(|a| a.data.iter().copied()).collect();

@@ -72,10 +72,7 @@ impl TaskSpec {
     pub fn weight(&self) -> usize {
         let one = |v: &Json| match v {
             Json::Array(items) => items.len(),
-            Json::Object(o) => o
-                .get("data")
-                .and_then(Json::as_str)
-                .map_or(1, |d| d.len() / 8),
+            Json::Object(o) => o.get("data").and_then(Json::as_str).map_or(1, |d| d.len() / 8),
             _ => 1,
         };
         self.sequences.iter().map(one).sum::<usize>()
@@ -91,9 +88,7 @@ impl Controller {
             return self.submit(spec);
         }
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.submit(spec))
-            .await
-            .map_err(|e| Error::Internal(format!("task submission panicked: {e}")))?
+        tokio::task::spawn_blocking(move || me.submit(spec)).await.map_err(|e| Error::Internal(format!("task submission panicked: {e}")))?
     }
 
     pub fn submit(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
@@ -110,91 +105,41 @@ impl Controller {
             }
         };
         if spec.op == Op::Apply && !spec.sequences.is_empty() {
-            return Err(Error::BadRequest(
-                "apply takes args and kwargs, not sequences (use op \"map\")".into(),
-            ));
+            return Err(Error::BadRequest("apply takes args and kwargs, not sequences (use op \"map\")".into()));
         }
         if spec.op != Op::Apply && !spec.args.is_empty() {
-            return Err(Error::BadRequest(
-                format!(
-                    "{:?} takes sequences (and kwargs for constants), not args",
-                    spec.op
-                )
-                .to_lowercase(),
-            ));
+            return Err(Error::BadRequest(format!("{:?} takes sequences (and kwargs for constants), not args", spec.op).to_lowercase()));
         }
         let selection = spec.targets.resolve(self.pool.len())?;
-        let seqs = spec
-            .sequences
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, s)| Sequence::parse(s, i))
-            .collect::<Result<Vec<_>>>()?;
+        let seqs = spec.sequences.iter().cloned().enumerate().map(|(i, s)| Sequence::parse(s, i)).collect::<Result<Vec<_>>>()?;
         let len = binding::common_len(&seqs);
         if len > self.runtime.limits.max_sequence_len {
-            return Err(Error::TooLarge(format!(
-                "sequences of {len} items exceed the limit of {}",
-                self.runtime.limits.max_sequence_len
-            )));
+            return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));
         }
         let result_ty = f.results.first().cloned();
-        let call_spec = |control| CallSpec {
-            component: component.clone(),
-            function,
-            encoding: spec.result_encoding,
-            timeout,
-            control,
-        };
-        let batch = |calls: Vec<Vec<Arg>>, control| CallBatch {
-            spec: call_spec(control),
-            calls,
-        };
+        let call_spec = |control| CallSpec { component: component.clone(), function, encoding: spec.result_encoding, timeout, control };
+        let batch = |calls: Vec<Vec<Arg>>, control| CallBatch { spec: call_spec(control), calls };
 
         match (spec.op, selection) {
             (Op::Apply, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
                 let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
-                let record =
-                    self.tasks
-                        .record(spec.op, &component.name, &f.name, ids.len(), ids.clone());
-                let jobs = ids
-                    .iter()
-                    .map(|&id| (id, batch(vec![args.clone()], record.control.clone())))
-                    .collect();
-                self.start_direct(
-                    record,
-                    jobs,
-                    Assemble::PerEngine,
-                    result_ty,
-                    spec.result_encoding,
-                )
+                let record = self.tasks.record(spec.op, &component.name, &f.name, ids.len(), ids.clone());
+                let jobs = ids.iter().map(|&id| (id, batch(vec![args.clone()], record.control.clone()))).collect();
+                self.start_direct(record, jobs, Assemble::PerEngine, result_ty, spec.result_encoding)
             }
             (Op::Apply, Selection::Balanced) => {
                 let capable = self.require_some(&component)?;
                 let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
-                let id = self
-                    .pool
-                    .least_loaded(&capable)
-                    .ok_or_else(|| Error::Internal("no engine".into()))?;
-                let record = self
-                    .tasks
-                    .record(spec.op, &component.name, &f.name, 1, vec![id]);
+                let id = self.pool.least_loaded(&capable).ok_or_else(|| Error::Internal("no engine".into()))?;
+                let record = self.tasks.record(spec.op, &component.name, &f.name, 1, vec![id]);
                 let jobs = vec![(id, batch(vec![args], record.control.clone()))];
-                self.start_direct(
-                    record,
-                    jobs,
-                    Assemble::Single,
-                    result_ty,
-                    spec.result_encoding,
-                )
+                self.start_direct(record, jobs, Assemble::Single, result_ty, spec.result_encoding)
             }
             (Op::Map, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
                 let mut calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
-                let record = self
-                    .tasks
-                    .record(spec.op, &component.name, &f.name, len, ids.clone());
+                let record = self.tasks.record(spec.op, &component.name, &f.name, len, ids.clone());
                 let ranges = partition::contiguous(len, ids.len());
                 let mut jobs = Vec::new();
                 // Split from the back so each chunk is moved, not copied.
@@ -205,95 +150,45 @@ impl Controller {
                     }
                 }
                 jobs.reverse();
-                self.start_direct(
-                    record,
-                    jobs,
-                    Assemble::Concat,
-                    result_ty,
-                    spec.result_encoding,
-                )
+                self.start_direct(record, jobs, Assemble::Concat, result_ty, spec.result_encoding)
             }
             (Op::Map, Selection::Balanced) => {
                 let capable = self.require_some(&component)?;
                 let calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
                 let chunksize = match spec.chunksize {
-                    Some(0) => {
-                        return Err(Error::BadRequest("chunksize must be at least 1".into()))
-                    }
+                    Some(0) => return Err(Error::BadRequest("chunksize must be at least 1".into())),
                     Some(c) => c,
                     None => partition::automatic_chunksize(len, capable.len()),
                 };
-                let record =
-                    self.tasks
-                        .record(spec.op, &component.name, &f.name, len, capable.clone());
+                let record = self.tasks.record(spec.op, &component.name, &f.name, len, capable.clone());
                 let work = call_spec(record.control.clone());
-                self.start_balanced(
-                    record,
-                    work,
-                    calls,
-                    chunksize,
-                    capable,
-                    spec.ordered,
-                    result_ty,
-                )
+                self.start_balanced(record, work, calls, chunksize, capable, spec.ordered, result_ty)
             }
             (Op::Parallel, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
-                let pairs: Vec<_> = ids
-                    .iter()
-                    .copied()
-                    .zip(partition::contiguous(len, ids.len()))
-                    .filter(|(_, r)| !r.is_empty())
-                    .collect();
+                let pairs: Vec<_> = ids.iter().copied().zip(partition::contiguous(len, ids.len())).filter(|(_, r)| !r.is_empty()).collect();
                 let ranges: Vec<_> = pairs.iter().map(|(_, r)| r.clone()).collect();
                 let calls = binding::bind_parallel(f, &seqs, &spec.kwargs, &ranges)?;
                 let used: Vec<usize> = pairs.iter().map(|(id, _)| *id).collect();
-                let record =
-                    self.tasks
-                        .record(spec.op, &component.name, &f.name, used.len(), used.clone());
-                let jobs = used
-                    .iter()
-                    .zip(calls)
-                    .map(|(&id, call)| (id, batch(vec![call], record.control.clone())))
-                    .collect();
-                self.start_direct(
-                    record,
-                    jobs,
-                    Assemble::Parallel,
-                    result_ty,
-                    spec.result_encoding,
-                )
+                let record = self.tasks.record(spec.op, &component.name, &f.name, used.len(), used.clone());
+                let jobs = used.iter().zip(calls).map(|(&id, call)| (id, batch(vec![call], record.control.clone()))).collect();
+                self.start_direct(record, jobs, Assemble::Parallel, result_ty, spec.result_encoding)
             }
-            (Op::Parallel, Selection::Balanced) => Err(Error::BadRequest(
-                "parallel gives each engine its chunk: use direct targets, not \"balanced\"".into(),
-            )),
+            (Op::Parallel, Selection::Balanced) => {
+                Err(Error::BadRequest("parallel gives each engine its chunk: use direct targets, not \"balanced\"".into()))
+            }
         }
     }
 }
 
 /// The index of `name` among `component`'s functions (WIT or snake_case spelling).
 pub(super) fn function_index(component: &LoadedComponent, name: &str) -> Result<usize> {
-    component
-        .functions
-        .iter()
-        .position(|f| crate::value::wit_name_matches(&f.name, name))
-        .ok_or_else(|| {
-            let known: Vec<&str> = component
-                .functions
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect();
-            Error::not_found_hint(
-                "function",
-                format!("{}/{}", component.name, name),
-                format!(
-                    "; it exports: {}",
-                    if known.is_empty() {
-                        "nothing".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            )
-        })
+    component.functions.iter().position(|f| crate::value::wit_name_matches(&f.name, name)).ok_or_else(|| {
+        let known: Vec<&str> = component.functions.iter().map(|f| f.name.as_str()).collect();
+        Error::not_found_hint(
+            "function",
+            format!("{}/{}", component.name, name),
+            format!("; it exports: {}", if known.is_empty() { "nothing".into() } else { known.join(", ") }),
+        )
+    })
 }

@@ -129,7 +129,9 @@ pub fn python_slice(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) 
         let mut i = a;
         while i < b {
             out.push(i as usize);
-            let Some(next) = i.checked_add(step) else { break };
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
             i = next;
         }
     } else {
@@ -138,7 +140,9 @@ pub fn python_slice(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) 
         let mut i = a;
         while i > b {
             out.push(i as usize);
-            let Some(next) = i.checked_add(step) else { break };
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
             i = next;
         }
     }

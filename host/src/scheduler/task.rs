@@ -25,10 +25,7 @@ use serde_json::Value as Json;
 use tokio::sync::watch;
 
 use crate::engine::TaskControl;
-pub use crate::wire::{
-    EngineFailure, EngineOutput, FailureCause, Op, Progress, Status, TaskError, TaskErrorKind,
-    TaskView, Timing,
-};
+pub use crate::wire::{EngineFailure, EngineOutput, FailureCause, Op, Progress, Status, TaskError, TaskErrorKind, TaskView, Timing};
 
 impl TaskError {
     /// The error of a task whose engines reported `failures`.
@@ -54,17 +51,10 @@ impl TaskError {
             (_, many) => format!(
                 "{} engines failed: {}",
                 many.len(),
-                many.iter()
-                    .map(|f| format!("[{}] {}", f.engine, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                many.iter().map(|f| format!("[{}] {}", f.engine, f.message)).collect::<Vec<_>>().join("; ")
             ),
         };
-        TaskError {
-            kind,
-            message,
-            errors: failures,
-        }
+        TaskError { kind, message, errors: failures }
     }
 }
 
@@ -98,14 +88,7 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    fn new(
-        op: Op,
-        component: &str,
-        function: &str,
-        total: usize,
-        engines: Vec<usize>,
-        kept_bytes: Arc<AtomicUsize>,
-    ) -> Arc<TaskRecord> {
+    fn new(op: Op, component: &str, function: &str, total: usize, engines: Vec<usize>, kept_bytes: Arc<AtomicUsize>) -> Arc<TaskRecord> {
         let (finished, _) = watch::channel(false);
         Arc::new(TaskRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -159,14 +142,7 @@ impl TaskRecord {
             }
             outputs.retain(|o| !o.is_empty());
             outputs.sort_by_key(|o| o.engine);
-            s.bytes = outputs
-                .iter()
-                .map(|o| {
-                    o.stdout.len()
-                        + o.stderr.len()
-                        + o.images.iter().map(String::len).sum::<usize>()
-                })
-                .sum();
+            s.bytes = outputs.iter().map(|o| o.stdout.len() + o.stderr.len() + o.images.iter().map(String::len).sum::<usize>()).sum();
             s.outputs = outputs;
             s.completed = Some(Utc::now());
             s.wall = Some(self.submitted_at.elapsed());
@@ -177,11 +153,7 @@ impl TaskRecord {
                     s.result = Some(r);
                 }
                 Err(e) => {
-                    s.status = if e.kind == TaskErrorKind::Cancelled {
-                        Status::Cancelled
-                    } else {
-                        Status::Failed
-                    };
+                    s.status = if e.kind == TaskErrorKind::Cancelled { Status::Cancelled } else { Status::Failed };
                     s.error = Some(e);
                 }
             }
@@ -244,11 +216,7 @@ impl TaskRecord {
     pub fn view(&self) -> TaskView {
         let s = self.state.lock();
         let status = self.status_of(&s);
-        let done = if status == Status::Done {
-            self.total
-        } else {
-            self.control.done.load(Ordering::Relaxed).min(self.total)
-        };
+        let done = if status == Status::Done { self.total } else { self.control.done.load(Ordering::Relaxed).min(self.total) };
         let started = self.control.started_at().or(s.completed);
         TaskView {
             id: self.id.clone(),
@@ -256,10 +224,7 @@ impl TaskRecord {
             component: self.component.clone(),
             function: self.function.clone(),
             status,
-            progress: Progress {
-                done,
-                total: self.total,
-            },
+            progress: Progress { done, total: self.total },
             result: s.result.clone(),
             engines: s.engines.clone(),
             outputs: s.outputs.clone(),
@@ -268,11 +233,7 @@ impl TaskRecord {
                 submitted: self.submitted,
                 started,
                 completed: s.completed,
-                wall_ms: s
-                    .wall
-                    .unwrap_or_else(|| self.submitted_at.elapsed())
-                    .as_secs_f64()
-                    * 1e3,
+                wall_ms: s.wall.unwrap_or_else(|| self.submitted_at.elapsed()).as_secs_f64() * 1e3,
             },
             delivered: s.delivered,
             evicted: s.evicted,
@@ -286,12 +247,7 @@ fn json_bytes(v: &Json) -> usize {
     match v {
         Json::String(s) => NODE + s.len(),
         Json::Array(items) => NODE + items.iter().map(json_bytes).sum::<usize>(),
-        Json::Object(map) => {
-            NODE + map
-                .iter()
-                .map(|(k, v)| k.len() + 32 + json_bytes(v))
-                .sum::<usize>()
-        }
+        Json::Object(map) => NODE + map.iter().map(|(k, v)| k.len() + 32 + json_bytes(v)).sum::<usize>(),
         _ => NODE,
     }
 }
@@ -314,32 +270,12 @@ pub struct TaskTable {
 
 impl TaskTable {
     pub fn new(kept: usize, min_age: Duration, bytes_max: usize) -> Self {
-        TaskTable {
-            tasks: Mutex::new(TaskIndex::default()),
-            kept,
-            min_age,
-            bytes_max,
-            kept_bytes: Arc::default(),
-        }
+        TaskTable { tasks: Mutex::new(TaskIndex::default()), kept, min_age, bytes_max, kept_bytes: Arc::default() }
     }
 
     /// A new record whose result bytes count in this table's total.
-    pub fn record(
-        &self,
-        op: Op,
-        component: &str,
-        function: &str,
-        total: usize,
-        engines: Vec<usize>,
-    ) -> Arc<TaskRecord> {
-        TaskRecord::new(
-            op,
-            component,
-            function,
-            total,
-            engines,
-            self.kept_bytes.clone(),
-        )
+    pub fn record(&self, op: Op, component: &str, function: &str, total: usize, engines: Vec<usize>) -> Arc<TaskRecord> {
+        TaskRecord::new(op, component, function, total, engines, self.kept_bytes.clone())
     }
 
     /// Make `task` known for later `GET`s.
@@ -350,15 +286,11 @@ impl TaskTable {
         map.insert(task.id.clone(), task);
         // Evict the oldest finished tasks beyond the bound, sparing young ones.
         let now = Utc::now();
-        let min_age =
-            chrono::Duration::from_std(self.min_age).unwrap_or_else(|_| chrono::Duration::hours(1));
+        let min_age = chrono::Duration::from_std(self.min_age).unwrap_or_else(|_| chrono::Duration::hours(1));
         let mut scanned = 0;
         while map.len() > self.kept && scanned < order.len() {
             let Some(id) = order.pop_front() else { break };
-            let evictable = map
-                .get(&id)
-                .and_then(|t| t.finished_at())
-                .is_some_and(|at| now - at >= min_age);
+            let evictable = map.get(&id).and_then(|t| t.finished_at()).is_some_and(|at| now - at >= min_age);
             if evictable {
                 if let Some(t) = map.remove(&id) {
                     t.drop_result(false);

@@ -96,7 +96,7 @@ impl ArrayForm {
 
     fn parse(obj: &Map<String, Json>) -> Result<ArrayForm, String> {
         if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data")) {
-            return Err(format!("array form: unknown field `{k}` (expected dtype, shape, data)"));
+            return Err(format!("array form: unknown field `{}` (expected dtype, shape, data)", crate::error::cut(k)));
         }
         let dtype_name = obj.get("dtype").and_then(Json::as_str).ok_or("array form: `dtype` must be a string")?;
         let dtype = Dtype::parse(dtype_name).ok_or_else(|| {
