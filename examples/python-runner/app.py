@@ -260,8 +260,6 @@ class Session:
     def __init__(self):
         self.id = os.urandom(8).hex()
         self.cell = 0
-        self.globals = Globals({"__name__": "__main__", "__builtins__": builtins})
-        self._copy_builtins()
         # Per cell: namespace names (kept current by our own writes),
         # namespace-backed globals in the dict -> (object, frozen copy),
         # names whose write was deferred.
@@ -269,6 +267,8 @@ class Session:
         self.tracked = {}
         self.deferred = set()
         self.objects = {}
+        self.globals = Globals({"__name__": "__main__", "__builtins__": builtins})
+        self._copy_builtins()
 
     def _copy_builtins(self):
         # Builtins in the dict itself: a dict subclass makes CPython look

@@ -273,6 +273,9 @@ def checks(srv, seed):
           "a cell raising on one engine: its Python traceback, runner frames cut", o.get(e0))
     HOST_NOTES.append(f"a cell raising on one engine: task status {t['status']!r}, error {json.dumps(t.get('error'))}, "
                       f"result {json.dumps(t.get('result'))[:160]}")
+    t = srv.cell("print('partial')\nraise KeyError('k')", targets="0")
+    check(outcome(t)[e0][0] == "err" and "KeyError: 'k'" in outcome(t)[e0][1]
+          and stdout_of(t, e0)[0] == "partial\n", "what a failing cell printed is kept", (outcome(t), stdout_of(t, e0)))
     t = srv.cell("def (:", targets="0")
     check(outcome(t)[e0][0] == "err" and "SyntaxError" in outcome(t)[e0][1], "a syntax error", outcome(t))
     t = srv.cell("import sys\nsys.exit(3)", targets="0")
@@ -287,6 +290,7 @@ def checks(srv, seed):
     o = outcome(t)[e0]
     check(o[0] == "err" and ("FileNotFoundError" in o[1] or "PermissionError" in o[1] or "OSError" in o[1]),
           "open('/etc/passwd') fails: no filesystem", o)
+    HOST_NOTES.append("open('/etc/passwd'): " + o[1].splitlines()[-1])
     port, accepted, close = listener()
     try:
         t = srv.cell(f"import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))",
@@ -295,6 +299,7 @@ def checks(srv, seed):
         time.sleep(0.5)
         check(o[0] == "err" and not accepted, "a socket connect to a live loopback listener fails: no network",
               (o, len(accepted)))
+        HOST_NOTES.append("socket connect: " + o[1].splitlines()[-1])
     finally:
         close()
 
@@ -315,6 +320,13 @@ def checks(srv, seed):
           "the next cell says on stderr which Python-only state was lost", err)
     t = srv.cell("helper()", targets="0")
     check(outcome(t)[e0][0] == "err" and "NameError" in outcome(t)[e0][1], "the lost function is gone", outcome(t))
+    check("Python-only state was lost" not in stdout_of(t, e0)[1], "the notice comes once", stdout_of(t, e0))
+    t = srv.cell("small = 7\nlarge = list(range(10000))\nwhile True:\n    pass", targets="0", timeout_s=1)
+    check(t["status"] == "failed", "a second endless cell", t["status"])
+    status, body = srv.pull(["small"], targets="0")
+    check(status == 200 and body["values"] == [{"small": 7}], "a small value assigned before the stop is kept", body)
+    status, body = srv.pull(["large"], targets="0")
+    check(status == 404, "a large one (written at the end of the cell) is not (documented)", (status, body))
     t = srv.cell("helper()", targets="1")
     check(outcome(t)[e1] == ("ok", "'alive'"), "the other engine kept its interpreter", outcome(t))
     srv.cell("def helper(): return 'alive'", targets="0")
