@@ -63,6 +63,27 @@ def test_one_keep_alive_connection(connection_file, seed):
         assert c._conn.opened == 1, "every request reused one connection"
 
 
+def test_a_connection_closed_under_the_client_is_replaced(connection_file, seed):
+    import socket
+
+    with wasmpar.Client(connection_file) as c:
+        assert c[0].apply_sync(seed.identity, 1) == 1
+        (kept,) = c._conn._idle
+        kept.sock.shutdown(socket.SHUT_RDWR)  # as a server closing an idle keep-alive connection
+        assert c[0].apply_sync(seed.identity, 2) == 2
+        assert c._conn.opened == 2
+
+
+def test_threads_share_a_client(connection_file, seed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with wasmpar.Client(connection_file) as c:
+        with ThreadPoolExecutor(6) as pool:
+            got = list(pool.map(lambda i: c[i % ENGINES].apply_sync(seed.identity, i), range(300)))
+        assert got == list(range(300))
+        assert 1 <= c._conn.opened <= 6, "one connection per thread at most"
+
+
 # -- views and targets ---------------------------------------------------------------------------
 def test_target_forms(rc, seed):
     assert rc[:].apply_sync(seed.identity, 7) == [7] * ENGINES
