@@ -312,3 +312,37 @@ def test_get_result_by_id(rc, seed):
 def test_json_results_by_default(rc, seed):
     out = rc[:].map_sync(seed.identity, [1, 2, 3])
     assert type(out) is list and json.dumps(out) == "[1, 2, 3]"
+
+
+def test_get_dict_wait_and_shutdown(tmp_path, seed):
+    from conftest import start_cluster, stop_cluster
+
+    ar = None
+    conn = tmp_path / "own.json"
+    start_cluster(conn, 2)
+    try:
+        with wasmpar.Client(conn) as c:
+            s = c.upload(guests_dir() / "seed.wasm")
+            ar = c[:].apply_async(s.identity, 6)
+            lb = c.load_balanced_view().apply_async(s.identity, 6)
+            assert c.wait(timeout=30) is True and not c.outstanding
+            assert ar.get_dict() == {0: 6, 1: 6}
+            with pytest.raises(TypeError, match="direct view"):
+                lb.get_dict()
+            spinning = c[1].apply_async(s.spin)
+            assert c.wait([spinning], timeout=0.3) is False
+            spinning.cancel()
+            info = json.loads(conn.read_text())
+            c.shutdown()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with wasmpar.Client(url=info["url"], token=info["token"]) as again:
+                    again.ids
+            except wasmpar.ClusterUnreachable:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the cluster still answers after shutdown()")
+    finally:
+        stop_cluster(conn)

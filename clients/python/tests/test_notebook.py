@@ -81,3 +81,9 @@ def test_images_are_shown_inline(executed):
         assert "[output:1]" in text_of(c) and "[output:3]" in text_of(c)
     plot = [c for c in executed.cells if "plt.subplots" in c.source][0]
     assert any("image/png" in o.get("data", {}) for o in plot.outputs)
+
+
+def test_wait_interactive_is_a_widget_in_jupyter(executed):
+    c = [c for c in executed.cells if "wait_interactive()" in c.source][0]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.outputs)
+    assert text_of(c).strip().endswith("(20000, 20000, True)")

@@ -34,8 +34,9 @@ class AsyncResult:
 
     _kind = "AsyncResult"
 
-    def __init__(self, client, task: dict, label: str, finish, resubmit=None, retries: int = 0):
+    def __init__(self, client, task: dict, label: str, finish, resubmit=None, retries: int = 0, direct: bool = True):
         self._client = client
+        self._direct = direct
         self._task = task
         self._label = label
         self._finish = finish
@@ -176,6 +177,15 @@ class AsyncResult:
     def cancelled(self) -> bool:
         return self.status == "cancelled"
 
+    def get_dict(self, timeout: float | None = -1) -> dict:
+        """``{engine_id: result}`` of an apply on a direct view."""
+        value = self.get(timeout)
+        engines = self._task.get("engines") or []
+        if self._task.get("op") != "apply" or not self._direct:
+            raise TypeError("get_dict() is for apply on a direct view (one result per engine)")
+        values = value if isinstance(value, list) and len(engines) > 1 else [value]
+        return dict(zip(engines, values))
+
     # -- outputs ---------------------------------------------------------------------------
     @property
     def outputs(self) -> list[dict]:
@@ -242,6 +252,7 @@ class AsyncFutureResult(AsyncResult):
         self._submitted = time.monotonic()
         self._finished_at = None
         self._retries = 0
+        self._direct = False
 
     @property
     def msg_ids(self):

@@ -185,6 +185,25 @@ class Client:
 
     cancel = abort
 
+    def wait(self, jobs=None, timeout: float | None = -1) -> bool:
+        """Wait for the given AsyncResults (default: every outstanding task); True if all finished."""
+        if jobs is None:
+            with self._lock:
+                jobs = list(self._outstanding.values())
+        elif not isinstance(jobs, (list, tuple, set)):
+            jobs = [jobs]
+        end = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        for j in jobs:
+            left = -1 if end is None else max(0.0, end - time.monotonic())
+            if not j.wait(left):
+                return False
+        return True
+
+    def shutdown(self):
+        """Stop the cluster (engines and server), as IPython Parallel's ``rc.shutdown(hub=True)``; closes the client."""
+        self._conn.request("POST", "/v1/shutdown")
+        self.close()
+
     def get_result(self, task_id: str):
         """An AsyncResult for a task id (from this client or another)."""
         from .asyncresult import AsyncMapResult, AsyncResult

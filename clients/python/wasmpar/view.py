@@ -139,7 +139,8 @@ class View:
             return conn.json("POST", "/v1/tasks", json=spec)
 
         cls = AsyncResult if op == "apply" else AsyncMapResult
-        ar = cls(self.client, resubmit(), f.name, finish, resubmit, retries)
+        direct = self._wire_targets() != "balanced"
+        ar = cls(self.client, resubmit(), f.name, finish, resubmit, retries, direct=direct)
         self.client._last_result = ar
         return ar
 
