@@ -84,6 +84,6 @@ def test_images_are_shown_inline(executed):
 
 
 def test_wait_interactive_is_a_widget_in_jupyter(executed):
-    c = [c for c in executed.cells if "wait_interactive()" in c.source][0]
+    c = [c for c in executed.cells if c.cell_type == "code" and "wait_interactive()" in c.source][0]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.outputs)
     assert text_of(c).strip().endswith("(20000, 20000, True)")
