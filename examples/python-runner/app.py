@@ -110,17 +110,20 @@ def _number_list(items):
     if not items:
         return ns.Value_IntList([])
     kinds = set(map(type, items))
+    as_list = items if type(items) is list else list(items)
     if kinds == {int}:
         if min(items) >= I64_MIN and max(items) <= I64_MAX:
-            return ns.Value_IntList(list(items))
+            return ns.Value_IntList(as_list)
         return None
-    if kinds == {float} or kinds == {int, float}:
+    if kinds == {float}:
+        return ns.Value_FloatList(as_list)
+    if kinds == {int, float}:
         try:
             return ns.Value_FloatList(list(map(float, items)))
         except OverflowError:
             return None
     if kinds == {str}:
-        return ns.Value_TextList(list(items))
+        return ns.Value_TextList(as_list)
     return None
 
 
