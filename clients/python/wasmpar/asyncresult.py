@@ -20,7 +20,7 @@ FINISHED = ("done", "failed", "cancelled")
 # Longest single long-poll; a longer wait is several of them.
 _POLL_MAX = 30.0
 # Failures worth a retry (retries=): not a cancel, not a deadline.
-_RETRYABLE = ("RemoteError", "CompositeError", "EngineError")
+RETRYABLE = ("RemoteError", "CompositeError", "EngineError")
 
 
 def _deadline(timeout):
@@ -67,7 +67,7 @@ class AsyncResult:
             return False
         if self.status == "failed" and self._retries > 0 and self._resubmit is not None:
             kind = (self._task.get("error") or {}).get("kind", "")
-            if kind in _RETRYABLE:
+            if kind in RETRYABLE:
                 self._retries -= 1
                 self._client._untrack(self)
                 self._task = self._resubmit()

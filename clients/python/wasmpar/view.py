@@ -14,7 +14,7 @@ import functools
 import inspect
 
 from . import arrays
-from .asyncresult import AsyncFutureResult, AsyncMapResult, AsyncResult
+from .asyncresult import RETRYABLE, AsyncFutureResult, AsyncMapResult, AsyncResult
 from .component import as_function
 from .errors import task_error
 
@@ -122,11 +122,7 @@ class View:
         if block:
             spec["block"] = True
             task = conn.json("POST", "/v1/tasks", json=spec)
-            while task["status"] == "failed" and retries > 0 and (task.get("error") or {}).get("kind") in (
-                "RemoteError",
-                "CompositeError",
-                "EngineError",
-            ):
+            while task["status"] == "failed" and retries > 0 and (task.get("error") or {}).get("kind") in RETRYABLE:
                 retries -= 1
                 task = conn.json("POST", "/v1/tasks", json=spec)
             self.client._last_task = task
