@@ -263,6 +263,15 @@ def checks(srv, seed):
         srv.request("POST", "/v1/tasks", {"op": "apply", "component": "seed", "function": "squares", "block": True})
         t = srv.cell("y")
         check(outcome(t)[e0] == ("ok", "[1, 4, 9]"), "a cell reads what seed/squares set", outcome(t))
+        srv.cell("def tool(): return 1", targets="1")
+        status, t = srv.request("POST", "/v1/tasks", {"op": "apply", "component": "seed", "function": "fail",
+                                                      "args": ["on purpose"], "targets": "1", "block": True})
+        check(t.get("status") == "failed", "seed/fail traps on engine 1", t.get("status"))
+        t = srv.cell("rank", targets="1")
+        err = stdout_of(t, e1)[1]
+        check(outcome(t)[e1] == ("ok", "1") and "Python-only state was lost" in err and "another task" in err
+              and "tool (function)" in err, "another component's trap: the next cell reports the lost interpreter",
+              (outcome(t), err))
 
     print("errors")
     t = srv.cell("def boom(v):\n    return 1 / v\nr = boom(rank)")
