@@ -31,9 +31,7 @@ use utoipa::OpenApi;
 pub use connection::ConnectionInfo;
 use error::ApiError;
 
-use crate::engine::EnginePool;
-use crate::runtime::{Limits, Runtime};
-use crate::scheduler::Controller;
+use crate::scheduler::{Controller, EngineLimits as Limits};
 use crate::{Error, Result};
 
 pub struct AppState {
@@ -45,10 +43,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "wasmpar",
-        description = "IPython Parallel's model on WebAssembly components: see API.md"
-    ),
+    info(title = "wasmpar", description = "IPython Parallel's model on WebAssembly components: see API.md"),
     paths(
         routes::health,
         routes::engines,
@@ -68,11 +63,7 @@ pub struct AppState {
         routes::gather,
         routes::shutdown
     ),
-    components(schemas(
-        crate::scheduler::TaskSpec,
-        crate::scheduler::TaskView,
-        crate::scheduler::Targets
-    ))
+    components(schemas(crate::scheduler::TaskSpec, crate::scheduler::TaskView, crate::scheduler::Targets))
 )]
 pub struct ApiDoc;
 
@@ -104,22 +95,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/v1/engines", get(routes::engines))
         .route("/v1/engines/{id}/panic", post(routes::inject_panic))
-        .route(
-            "/v1/components",
-            post(routes::upload).get(routes::components),
-        )
-        .route(
-            "/v1/components/{name}",
-            get(routes::component).delete(routes::delete_component),
-        )
+        .route("/v1/components", post(routes::upload).get(routes::components))
+        .route("/v1/components/{name}", get(routes::component).delete(routes::delete_component))
         .route("/v1/install", post(routes::install))
         .route("/v1/tasks", post(routes::submit))
         .route("/v1/tasks/{id}", get(routes::task).delete(routes::cancel))
         .route("/v1/namespace", put(routes::push).get(routes::pull))
-        .route(
-            "/v1/namespace/{name}",
-            put(routes::push_raw).get(routes::pull_raw),
-        )
+        .route("/v1/namespace/{name}", put(routes::push_raw).get(routes::pull_raw))
         .route("/v1/scatter", post(routes::scatter))
         .route("/v1/gather", get(routes::gather))
         .route("/v1/shutdown", post(routes::shutdown))
@@ -175,56 +157,29 @@ impl Server {
         }
         let engines = config.engines;
         let limits = config.limits.clone();
-        let pool = tokio::task::spawn_blocking(move || -> Result<Arc<EnginePool>> {
-            let runtime = Runtime::new(limits)?;
-            EnginePool::start(runtime, engines)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("engine start-up panicked: {e}")))??;
-        let controller = Controller::new(pool);
+        let controller = tokio::task::spawn_blocking(move || Controller::start(limits, engines))
+            .await
+            .map_err(|e| Error::Internal(format!("engine start-up panicked: {e}")))??;
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.listen, config.port))
             .await
-            .map_err(|e| {
-                Error::BadRequest(format!(
-                    "cannot listen on {}:{}: {e}",
-                    config.listen, config.port
-                ))
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::BadRequest(format!("cannot listen on {}:{}: {e}", config.listen, config.port)))?;
+        let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
         let state = Arc::new(AppState {
             controller,
             token: connection::new_token(),
             shutdown: Notify::new(),
             fault_injection: config.fault_injection,
         });
-        let info = ConnectionInfo {
-            url: format!("http://{addr}"),
-            token: state.token.clone(),
-            pid: std::process::id(),
-            engines,
-        };
+        let info = ConnectionInfo { url: format!("http://{addr}"), token: state.token.clone(), pid: std::process::id(), engines };
         let app = router(state.clone());
         let stopper = state.clone();
         let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopper.shutdown.notified().await })
-                .await
+            axum::serve(listener, app).with_graceful_shutdown(async move { stopper.shutdown.notified().await }).await
         });
-        connection::write(&config.connection_file, &info).map_err(|e| {
-            Error::BadRequest(format!(
-                "cannot write the connection file {}: {e}",
-                config.connection_file.display()
-            ))
-        })?;
+        connection::write(&config.connection_file, &info)
+            .map_err(|e| Error::BadRequest(format!("cannot write the connection file {}: {e}", config.connection_file.display())))?;
         tracing::info!(url = info.url, engines, file = %config.connection_file.display(), "wasmpar is ready");
-        Ok(Server {
-            info,
-            state,
-            serve,
-            connection_file: config.connection_file,
-        })
+        Ok(Server { info, state, serve, connection_file: config.connection_file })
     }
 
     /// Ask the server to stop (as `POST /v1/shutdown` does).

@@ -48,19 +48,18 @@ pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<Upload
     if body.len() > limit {
         return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
     }
-    let (loaded, imports) = s.controller.upload(q.name, body).await?;
-    Ok((StatusCode::CREATED, Json(ComponentInfo::new(&loaded, imports))))
+    let info = s.controller.upload(q.name, body).await?;
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
 #[utoipa::path(get, path = "/v1/components", responses((status = 200, body = ComponentList)))]
 pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
-    Json(ComponentList { components: s.controller.components().into_iter().map(|(c, imports)| ComponentInfo::new(&c, imports)).collect() })
+    Json(ComponentList { components: s.controller.components() })
 }
 
 #[utoipa::path(get, path = "/v1/components/{name}", responses((status = 200, body = ComponentInfo), (status = 404, body = ErrorBody)))]
 pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<Json<ComponentInfo>> {
-    let (loaded, imports) = s.controller.component(&name)?;
-    Ok(Json(ComponentInfo::new(&loaded, imports)))
+    Ok(Json(s.controller.component(&name)?))
 }
 
 #[utoipa::path(delete, path = "/v1/components/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]

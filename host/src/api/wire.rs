@@ -4,34 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use crate::runtime::{ImportInfo, LoadedComponent};
 use crate::scheduler::Targets;
 use crate::value::Encoding;
-use crate::value::{signature, wit_type};
 pub use crate::wire::{ComponentInfo, ComponentList, EngineIds, EngineList, FunctionInfo, GatherAnswer, Health, Param, PullAnswer};
-
-impl ComponentInfo {
-    pub fn new(c: &LoadedComponent, import_sources: Vec<ImportInfo>) -> Self {
-        ComponentInfo {
-            name: c.name.clone(),
-            digest: c.digest.clone(),
-            size: c.size,
-            exports: c
-                .functions
-                .iter()
-                .map(|f| FunctionInfo {
-                    name: f.name.clone(),
-                    params: f.params.iter().map(|(n, t)| Param { name: n.clone(), ty: wit_type(t) }).collect(),
-                    result: f.results.first().map(wit_type),
-                    signature: signature(&f.params, &f.results),
-                })
-                .collect(),
-            interfaces: c.interfaces.clone(),
-            imports: c.imports.clone(),
-            import_sources,
-        }
-    }
-}
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct UploadQuery {

@@ -6,7 +6,9 @@ use super::targets::Targets;
 use super::Controller;
 use crate::engine::{Job, HOST_INTERFACES};
 use crate::runtime::{interface_matches_pub as interface_matches, LoadedComponent};
+use crate::value::{signature, wit_type};
 pub use crate::wire::InstallReport;
+use crate::wire::{ComponentInfo, FunctionInfo, Param};
 use crate::{Error, Result};
 
 impl Controller {
@@ -134,5 +136,30 @@ impl Controller {
                 }
             })
             .collect()
+    }
+}
+
+impl Controller {
+    /// What the API shows of a component: its exports with WIT signatures,
+    /// and where each of its imports comes from on this cluster.
+    pub(super) fn describe(&self, c: &LoadedComponent) -> ComponentInfo {
+        ComponentInfo {
+            name: c.name.clone(),
+            digest: c.digest.clone(),
+            size: c.size,
+            exports: c
+                .functions
+                .iter()
+                .map(|f| FunctionInfo {
+                    name: f.name.clone(),
+                    params: f.params.iter().map(|(n, t)| Param { name: n.clone(), ty: wit_type(t) }).collect(),
+                    result: f.results.first().map(wit_type),
+                    signature: signature(&f.params, &f.results),
+                })
+                .collect(),
+            interfaces: c.interfaces.clone(),
+            imports: c.imports.clone(),
+            import_sources: self.import_sources(c),
+        }
     }
 }

@@ -25,9 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{EnginePool, EngineStatus, Job};
-use crate::runtime::{ImportInfo, Limits, LoadedComponent, Runtime};
+use crate::runtime::{Limits, Runtime};
+use crate::wire::ComponentInfo;
 use crate::{Error, Result};
 
+pub use crate::runtime::Limits as EngineLimits;
 pub use dependencies::InstallReport;
 pub use namespace::{cut, RawData};
 pub use submit::TaskSpec;
@@ -43,6 +45,13 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// Start `engines` engines under `limits` and a controller over them
+    /// (blocking: compiling nothing, but starting threads and stores).
+    pub fn start(limits: Limits, engines: usize) -> Result<Arc<Controller>> {
+        let runtime = Runtime::new(limits)?;
+        Ok(Controller::new(EnginePool::start(runtime, engines)?))
+    }
+
     pub fn new(pool: Arc<EnginePool>) -> Arc<Controller> {
         let runtime = pool.runtime().clone();
         let tasks = task::TaskTable::new(runtime.limits.tasks_kept, runtime.limits.tasks_min_age, runtime.limits.tasks_kept_bytes);
@@ -91,28 +100,18 @@ impl Controller {
         self.pool.status()
     }
 
-    pub fn components(&self) -> Vec<(Arc<LoadedComponent>, Vec<ImportInfo>)> {
-        self.runtime
-            .components
-            .list()
-            .into_iter()
-            .map(|c| {
-                let imports = self.import_sources(&c);
-                (c, imports)
-            })
-            .collect()
+    pub fn components(&self) -> Vec<ComponentInfo> {
+        self.runtime.components.list().iter().map(|c| self.describe(c)).collect()
     }
 
-    pub fn component(&self, name: &str) -> Result<(Arc<LoadedComponent>, Vec<ImportInfo>)> {
-        let c = self.runtime.components.get(name)?;
-        let imports = self.import_sources(&c);
-        Ok((c, imports))
+    pub fn component(&self, name: &str) -> Result<ComponentInfo> {
+        Ok(self.describe(&self.runtime.components.get(name)?))
     }
 
     /// Compile and register an upload (off the async runtime: compiling takes
     /// seconds), then tell every engine to drop instances of the version it
     /// replaces, so their memory is freed (wasmtime frees it with the store).
-    pub async fn upload(&self, name: String, bytes: bytes::Bytes) -> Result<(Arc<LoadedComponent>, Vec<ImportInfo>)> {
+    pub async fn upload(&self, name: String, bytes: bytes::Bytes) -> Result<ComponentInfo> {
         let runtime = self.runtime.clone();
         let (loaded, replaced) = tokio::task::spawn_blocking(move || runtime.components.add(&name, &bytes))
             .await
@@ -120,8 +119,7 @@ impl Controller {
         if let Some(old) = replaced.filter(|old| old.digest != loaded.digest) {
             self.forget_everywhere(&old.digest);
         }
-        let imports = self.import_sources(&loaded);
-        Ok((loaded, imports))
+        Ok(self.describe(&loaded))
     }
 
     fn forget_everywhere(&self, digest: &str) {
