@@ -15,11 +15,13 @@
 //! - [`EventHub::send`] never blocks and never fails: with nobody listening
 //!   an event is dropped; a listener that falls behind by more than
 //!   [`EVENTS_CAPACITY`] events gets a `lagged` event and refetches.
-//! - The hub keeps the last five minutes of throughput (one sample a second
-//!   from the engine snapshots), so a page opened late still draws its chart.
+//! - The hub keeps the last five minutes of throughput (one sample per
+//!   engine snapshot: the calls reported through [`EventHub::calls_finished`]
+//!   since the previous one), so a page opened late still draws its chart.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,7 +105,7 @@ pub struct TaskBrief {
     pub error: Option<String>,
 }
 
-/// Calls completed in the second before `at`, summed over engines.
+/// Calls completed between the previous sample and `at` (about a second).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct ThroughputSample {
     pub at: DateTime<Utc>,
@@ -114,6 +116,7 @@ pub struct ThroughputSample {
 pub struct EventHub {
     tx: broadcast::Sender<DashboardEvent>,
     samples: Mutex<Samples>,
+    calls: AtomicU64,
 }
 
 #[derive(Default)]
@@ -126,7 +129,7 @@ struct Samples {
 impl Default for EventHub {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(EVENTS_CAPACITY);
-        EventHub { tx, samples: Mutex::new(Samples::default()) }
+        EventHub { tx, samples: Mutex::new(Samples::default()), calls: AtomicU64::new(0) }
     }
 }
 
@@ -148,15 +151,20 @@ impl EventHub {
         self.tx.receiver_count()
     }
 
-    /// Take an engine snapshot: record a throughput sample and send it with
-    /// the engines. `completed` counters that went down (an engine was
-    /// replaced) count as zero, never negative.
+    /// `n` component calls finished (a task's progress moved by `n`): the
+    /// throughput chart counts these.
+    pub fn calls_finished(&self, n: u64) {
+        self.calls.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Take an engine snapshot: record a throughput sample (the calls
+    /// finished since the last snapshot) and send both.
     pub fn record_engines(&self, engines: Vec<EngineStatus>) {
         let at = Utc::now();
-        let total: u64 = engines.iter().map(|e| e.completed).sum();
+        let total = self.calls.load(Ordering::Relaxed);
         let sample = {
             let mut s = self.samples.lock();
-            let calls = s.last_total.map_or(0, |last| total.saturating_sub(last));
+            let calls = s.last_total.map_or(total, |last| total.saturating_sub(last));
             s.last_total = Some(total);
             let sample = ThroughputSample { at, calls };
             s.history.push_back(sample);

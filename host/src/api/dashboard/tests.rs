@@ -66,6 +66,7 @@ async fn events_stream_hello_then_what_is_sent() {
     assert!(seen.contains("\"libraries\":[\"stats\"]"), "the hello carries the last engine snapshot: {seen}");
     // Wait until the handler has subscribed (it has: the hello came after).
     assert_eq!(hub.listeners(), 1);
+    hub.calls_finished(11);
     hub.record_engines(vec![engine(0, 12), engine(1, 9)]);
     read_until(&mut stream, &mut seen, "\"type\":\"engines\"").await;
     read_until(&mut stream, &mut seen, "\"calls\":11").await;
@@ -91,15 +92,18 @@ async fn events_stream_hello_then_what_is_sent() {
 }
 
 #[test]
-fn throughput_counts_calls_per_sample_and_never_goes_negative() {
+fn throughput_counts_the_calls_between_samples() {
     let hub = EventHub::default();
+    hub.calls_finished(4);
     hub.record_engines(vec![engine(0, 10), engine(1, 0)]);
     hub.record_engines(vec![engine(0, 20), engine(1, 5)]);
-    // Engine 0 was replaced: its counter restarted.
+    hub.calls_finished(40_000);
+    hub.calls_finished(2);
     hub.record_engines(vec![engine(0, 1), engine(1, 6)]);
     let DashboardEvent::Hello { throughput, engines } = hub.hello() else { panic!("not a hello") };
-    assert_eq!(throughput.iter().map(|s| s.calls).collect::<Vec<_>>(), [0, 15, 0]);
+    assert_eq!(throughput.iter().map(|s| s.calls).collect::<Vec<_>>(), [4, 0, 40_002]);
     assert_eq!(engines.len(), 2);
+    assert_eq!(engines[0].completed, 1, "the hello carries the latest snapshot");
 }
 
 #[test]
