@@ -36,10 +36,7 @@ pub enum Status {
 
 impl Status {
     pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            Status::Done | Status::Failed | Status::Cancelled | Status::Lost
-        )
+        matches!(self, Status::Done | Status::Failed | Status::Cancelled | Status::Lost)
     }
 }
 
@@ -76,7 +73,8 @@ pub struct TaskView {
     pub function: String,
     pub status: Status,
     pub progress: Progress,
-    #[schema(value_type = Object)]
+    /// Any JSON: a function's result, a list of them, or null until done.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub result: Option<Json>,
     pub engines: Vec<usize>,
     pub outputs: Vec<EngineOutput>,
@@ -110,15 +108,28 @@ impl EngineOutput {
 }
 
 /// A snapshot of an engine for `GET /v1/engines`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngineStatus {
     pub id: usize,
-    /// `idle` or `busy`.
+    /// `idle`, `busy`, or `lost` (a remote engine whose process or link is gone).
     pub state: String,
     pub queued: usize,
     pub completed: u64,
     pub restarts: u64,
     pub libraries: Vec<String>,
+    /// The host and process it runs in (the controller's own for local engines).
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub pid: u32,
+    /// `local` (a thread of the controller) or `remote` (`wasmpar engine --connect`).
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Milliseconds since its process was last heard from (remote engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_ms: Option<u64>,
 }
 
 /// One engine's failure inside a task (IPython Parallel's `RemoteError`).
@@ -230,6 +241,13 @@ pub struct ComponentInfo {
     pub imports: Vec<String>,
     /// Where each import is satisfied from on this cluster.
     pub import_sources: Vec<ImportInfo>,
+    /// Imports that neither the engines nor any uploaded library provide:
+    /// the component cannot run until a library exporting them is installed.
+    #[serde(default)]
+    pub unsatisfied: Vec<String>,
+    /// Says so in words when `unsatisfied` is not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -251,7 +269,8 @@ pub struct PullAnswer {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GatherAnswer {
-    #[schema(value_type = Object)]
+    /// A list, or with `encoding=array` the array form.
+    #[schema(value_type = serde_json::Value)]
     pub values: Json,
 }
 

@@ -289,7 +289,7 @@ mod tests {
     use super::*;
 
     fn engine(id: usize, state: &str, queued: usize) -> EngineStatus {
-        EngineStatus { id, state: state.into(), queued, completed: 7 * id as u64, restarts: 0, libraries: vec![] }
+        EngineStatus { id, state: state.into(), queued, completed: 7 * id as u64, restarts: 0, libraries: vec![], ..Default::default() }
     }
 
     fn value(text: &str, series: &str) -> f64 {

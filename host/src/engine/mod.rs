@@ -24,13 +24,11 @@ pub mod output;
 mod pool;
 mod worker;
 
-pub use info::{EngineInfo, EngineStatus};
-pub use job::{
-    Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, TaskControl,
-};
-pub use linker::HOST_INTERFACES;
+pub use info::{hostname, EngineInfo, EngineStatus, Placement};
+pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, TaskControl};
+pub use linker::{wasi_provides, HOST_INTERFACES};
 pub use namespace::{Namespace, NsValue};
-pub use pool::EnginePool;
+pub use pool::{lost_message, EnginePool, RemoteLink};
 pub use worker::EngineState;
 
 /// Host bindings of the `wasmpar:engine` WIT package (../wit).

@@ -42,6 +42,8 @@ pub struct LoadedComponent {
     pub interfaces: Vec<String>,
     /// Names of the instances it imports (`wasi:cli/stdout@0.2.6`, ...).
     pub imports: Vec<String>,
+    /// The bytes as uploaded: what remote engines fetch by digest.
+    pub bytes: bytes::Bytes,
 }
 
 pub struct ComponentRegistry {
@@ -67,7 +69,7 @@ impl ComponentRegistry {
         check_header(bytes)?;
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.compile(&digest, bytes)?;
-        let loaded = Arc::new(describe(&self.engine, name, &digest, bytes.len(), component)?);
+        let loaded = Arc::new(describe(&self.engine, name, &digest, bytes, component)?);
         let replaced = self.by_name.write().insert(name.to_string(), loaded.clone());
         if let Some(old) = replaced.as_ref().filter(|old| old.digest != digest) {
             self.release(&old.digest);
@@ -98,6 +100,11 @@ impl ComponentRegistry {
         if !in_use {
             self.compiled.lock().remove(digest);
         }
+    }
+
+    /// The component with this content digest, under whichever name.
+    pub fn by_digest(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
+        self.by_name.read().values().find(|c| c.digest == digest).cloned()
     }
 
     pub fn list(&self) -> Vec<Arc<LoadedComponent>> {
@@ -234,7 +241,7 @@ pub fn interface_matches(exported: &str, wanted: &str) -> bool {
     }
 }
 
-fn describe(engine: &wasmtime::Engine, name: &str, digest: &str, size: usize, component: Component) -> Result<LoadedComponent> {
+fn describe(engine: &wasmtime::Engine, name: &str, digest: &str, bytes: &[u8], component: Component) -> Result<LoadedComponent> {
     let ty = component.component_type();
     let mut functions = Vec::new();
     let mut interfaces = Vec::new();
@@ -274,7 +281,16 @@ fn describe(engine: &wasmtime::Engine, name: &str, digest: &str, size: usize, co
         }
     }
     let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
-    Ok(LoadedComponent { name: name.to_string(), digest: digest.to_string(), size, component, functions, interfaces, imports })
+    Ok(LoadedComponent {
+        name: name.to_string(),
+        digest: digest.to_string(),
+        size: bytes.len(),
+        component,
+        functions,
+        interfaces,
+        imports,
+        bytes: bytes::Bytes::copy_from_slice(bytes),
+    })
 }
 
 #[cfg(test)]

@@ -105,7 +105,8 @@ impl Controller {
     }
 
     pub fn component(&self, name: &str) -> Result<ComponentInfo> {
-        Ok(self.describe(&self.runtime.components.get(name)?))
+        let c = self.runtime.components.get(name)?;
+        Ok(self.describe(&c))
     }
 
     /// Compile and register an upload (off the async runtime: compiling takes

@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 use super::*;
 
 fn engine(id: usize, completed: u64) -> EngineStatus {
-    EngineStatus { id, state: "idle".into(), queued: 0, completed, restarts: 0, libraries: vec!["stats".into()] }
+    EngineStatus { id, state: "idle".into(), queued: 0, completed, restarts: 0, libraries: vec!["stats".into()], ..Default::default() }
 }
 
 async fn serve(hub: Arc<EventHub>) -> std::net::SocketAddr {
