@@ -12,6 +12,7 @@ reach) are one:
   bytes, lists of numbers or strings, rectangular nested lists of numbers,
   JSON-like dicts and lists) is written to the namespace when the cell first
   assigns it, then at most every 20 ms while the cell keeps assigning it
+  (less often when writing is slow, so that it takes at most ~10% of the time)
   (small values; large ones only at the end of the cell), and at the end of
   the cell if it was changed in place. It is then dropped from the Python
   dict, so that the next cell reads it back from the namespace and sees what
@@ -95,6 +96,13 @@ WRITE_THROUGH_ITEMS = 4096
 # costs ~2.6 us, a clock read ~0.3 us; a top-level loop assigns per turn).
 FLUSH_EVERY_S = 0.02
 CLOCK_EVERY = 32
+# A flush that took t delays the next one by at least FLUSH_COST_FACTOR * t,
+# so that writing through never takes more than ~10% of a cell's time.
+FLUSH_COST_FACTOR = 10
+# Frames shown at most in a traceback (the innermost ones).
+TRACEBACK_FRAMES = 200
+# Nested lists deeper than this are not arrays (and are not walked further).
+MAX_DIMS = 32
 _BUILTINS = builtins.__dict__
 _MISSING = object()
 
@@ -141,6 +149,8 @@ def _array(items):
             if n == 0:
                 return None
             shape.append(n)
+            if len(shape) > MAX_DIMS:
+                return None
             level = [x for row in level for x in row]
             continue
         if len(shape) < 2:
@@ -239,12 +249,15 @@ def _type_name(obj):
 def _freeze(obj):
     """What in-place changes of a loaded/written value are compared against."""
     t = type(obj)
-    if t is list:
-        if obj and type(obj[0]) in (list, dict):
+    try:
+        if t is list:
+            if obj and type(obj[0]) in (list, dict):
+                return json.dumps(obj, default=repr)
+            return tuple(obj)
+        if t is dict or t is tuple:
             return json.dumps(obj, default=repr)
-        return tuple(obj)
-    if t is dict or t is tuple:
-        return json.dumps(obj, default=repr)
+    except (RecursionError, ValueError, TypeError):
+        return object()  # equal to nothing: written again at the end of the cell
     if t is bytearray:
         return bytes(obj)
     if t is array.array:
@@ -280,7 +293,7 @@ class Session:
         self.assigned = set()
         self.pending = set()
         self.ticks = 0
-        self.flushed_at = 0.0
+        self.flush_due = 0.0
         self.objects = {}
         self.globals = Globals({"__name__": "__main__", "__builtins__": builtins})
         self._copy_builtins()
@@ -335,21 +348,22 @@ class Session:
         if self.ticks >= CLOCK_EVERY:
             self.ticks = 0
             now = time.monotonic()
-            if now - self.flushed_at >= FLUSH_EVERY_S:
-                self.flushed_at = now
+            if now >= self.flush_due:
                 g = self.globals
                 for n in self.pending:
                     cur = dict.get(g, n, _MISSING)
                     if cur is not _MISSING:
                         self.write(n, cur)
                 self.pending.clear()
+                cost = time.monotonic() - now
+                self.flush_due = now + max(FLUSH_EVERY_S, FLUSH_COST_FACTOR * cost)
 
     def begin(self, code_names):
         self.cell += 1
         self.assigned.clear()
         self.pending.clear()
         self.ticks = 0
-        self.flushed_at = time.monotonic()
+        self.flush_due = time.monotonic() + FLUSH_EVERY_S
         self.ns_names = set(ns.names())
         self.ns_names.discard(MARKER)
         g = self.globals
@@ -471,15 +485,40 @@ def _split(source, filename):
 
 
 def _traceback(exc, filename_prefix):
-    """The exception formatted as Python would, from the cell's first frame on."""
+    """The exception formatted as Python would, from the cell's first frame on
+    (the last TRACEBACK_FRAMES of them: formatting a million frames of a deep
+    recursion would take longer than the deadline)."""
     tb = exc.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(filename_prefix):
         tb = tb.tb_next
     if isinstance(exc, SyntaxError) or tb is None:
-        lines = traceback.format_exception_only(type(exc), exc)
-    else:
-        lines = traceback.format_exception(type(exc), exc, tb)
+        return "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+    depth, t = 0, tb
+    while t is not None:
+        depth, t = depth + 1, t.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb, limit=-TRACEBACK_FRAMES)
+    if depth > TRACEBACK_FRAMES:
+        lines.insert(1, f"  [{depth - TRACEBACK_FRAMES} earlier frames not shown]\n")
     return "".join(lines).rstrip("\n")
+
+
+def _release(exc):
+    """Drop a traceback one frame at a time, innermost first.
+
+    Left to itself, a traceback of a deep recursion is freed recursively
+    (tb_dealloc -> frame -> f_back -> ...) and a 20 000-deep one overflows
+    the 1 MiB wasm stack: a trap that would cost the interpreter.
+    """
+    nodes, tb = [], exc.__traceback__
+    exc.__traceback__ = None
+    while tb is not None:
+        nodes.append(tb)
+        tb = tb.tb_next
+    for node in nodes:
+        node.tb_next = None
+    node = None  # noqa: F841 - no reference may outlive the loop below
+    while nodes:
+        nodes.pop()
 
 
 def _restarted_notice(marker):
@@ -539,7 +578,10 @@ def run_cell(code):
         out = eval(last, g) if last is not None else None
         return None if out is None else repr(out)
     except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
-        raise Err(_traceback(e, "<cell ")) from None
+        text = _traceback(e, "<cell ")
+        _release(e)
+        del e
+        raise Err(text) from None
     finally:
         try:
             s.end()

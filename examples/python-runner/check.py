@@ -290,6 +290,9 @@ def checks(srv, seed):
     t = srv.cell("import sys\nsys.exit(3)", targets="0")
     check(outcome(t)[e0][0] == "err" and "SystemExit: 3" in outcome(t)[e0][1], "sys.exit is an error, not a trap",
           outcome(t))
+    t = srv.cell("def r(n): return r(n + 1)\nr(0)", targets="0")
+    check(outcome(t)[e0][0] == "err" and "RecursionError" in outcome(t)[e0][1], "deep recursion: RecursionError",
+          outcome(t))
     t = srv.cell("import xml.dom", targets="0")
     check(outcome(t)[e0][0] == "err" and "ModuleNotFoundError" in outcome(t)[e0][1],
           "a module outside the bundle: ModuleNotFoundError", outcome(t))
@@ -347,6 +350,29 @@ def checks(srv, seed):
     t = srv.cell("(keep, helper())", targets="0")
     check(outcome(t)[e0] == ("ok", "(42, 'alive')"), "engine usable after, interpreter kept (MemoryError is no trap)",
           (outcome(t), stdout_of(t, e0)))
+    t0 = time.perf_counter()
+    t = srv.cell("import sys\nsys.setrecursionlimit(200_000)\ndef r(n): return r(n + 1)\nr(0)", targets="0")
+    o = outcome(t)[e0]
+    check(o[0] == "err" and "RecursionError" in o[1] and "earlier frames not shown" in o[1] and len(o[1]) < 20_000,
+          "a 200 000-deep recursion: RecursionError, its traceback cut to the last frames",
+          (o[0], o[1][:300], len(o[1])))
+    HOST_NOTES.append(f"200 000-deep recursion to RecursionError: {time.perf_counter() - t0:.1f} s")
+    t = srv.cell("(keep, helper())", targets="0")
+    check(outcome(t)[e0] == ("ok", "(42, 'alive')"), "interpreter kept after it", outcome(t))
+    # C recursion deeper than the host's wasm stack (1 MiB by default) allows:
+    # a RecursionError where CPython's guard sees it first, else a trap that
+    # the next cell must report.
+    t = srv.cell("l = []\nfor i in range(100_000):\n    l = [l]\nrepr(l)", targets="0", timeout_s=30)
+    o = outcome(t)[e0]
+    HOST_NOTES.append(f"repr of a 100 000-deep list: {o[0]} {o[-1].splitlines()[0][:100]}")
+    after = srv.cell("(keep, 'helper' in globals())", targets="0")
+    if o[0] == "err":
+        check("RecursionError" in o[1] and outcome(after)[e0] == ("ok", "(42, True)"),
+              "repr of a 100 000-deep list: RecursionError, interpreter kept", (o, outcome(after)))
+    else:
+        check(outcome(after)[e0] == ("ok", "(42, False)") and "Python-only state was lost" in stdout_of(after, e0)[1],
+              "repr of a 100 000-deep list: a trap; engine usable after, the loss reported", (o, outcome(after)))
+        srv.cell("def helper(): return 'alive'", targets="0")
     t = srv.cell("hog = [0] * (1 << 28)", targets="0")
     o = outcome(t)[e0]
     check((o[0] == "err" and "MemoryError" in o[1]) or (o[0] == "failed"), "a list past the cap fails too", o)
