@@ -5,9 +5,9 @@ cell's Python globals between calls of `execute`. Those globals and the
 engine's namespace (what push/pull/scatter/gather and every other component
 reach) are one:
 
-- A cell reads a namespace value as a global: names the cell's code mentions
-  are fetched before it runs (class bodies need that), any other name when
-  first looked up (`Globals.__missing__`, for functions of earlier cells).
+- A cell reads a namespace value as a global when it first looks the name up
+  (`Globals.__missing__`); names that class bodies mention are fetched before
+  the cell runs (class bodies do not reach `__missing__`).
 - A global whose value is a namespace value (None, bool, int, float, str,
   bytes, lists of numbers or strings, rectangular nested lists of numbers,
   JSON-like dicts and lists) is written to the namespace when the cell first
@@ -439,6 +439,15 @@ class Globals(dict):
             return b
         raise KeyError(name)
 
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or (type(name) is str and name in SESSION.ns_names)
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
     def __setitem__(self, name, obj):
         dict.__setitem__(self, name, obj)
         if type(name) is str and not _is_dunder(name):
@@ -464,12 +473,22 @@ SESSION = None
 
 # ----------------------------------------------------------------- cells ----
 
-def _names_in(code):
-    """Every global name the cell's code objects mention."""
-    names, todo = set(), [code]
+CO_OPTIMIZED = 0x1
+
+
+def _class_body_names(code):
+    """The names that class bodies in the cell's code mention.
+
+    A class body looks names up in its own dict, then in the globals with
+    PyDict_GetItem, which never calls `__missing__`: those names are fetched
+    before the cell runs. Everything else (the cell's top level, functions)
+    goes through the mapping protocol and reaches `__missing__`.
+    """
+    names, todo = set(), [k for k in code.co_consts if isinstance(k, types.CodeType)]
     while todo:
         c = todo.pop()
-        names.update(c.co_names)
+        if not c.co_flags & CO_OPTIMIZED:
+            names.update(c.co_names)
         todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
     return names
 
@@ -570,7 +589,7 @@ def run_cell(code):
     except SyntaxError as e:
         raise Err(_traceback(e, "<cell "))
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    names = _names_in(body) | (_names_in(last) if last is not None else set())
+    names = _class_body_names(body) | (_class_body_names(last) if last is not None else set())
     s.begin(names)
     g = s.globals
     try:

@@ -214,6 +214,10 @@ def checks(srv, seed):
     srv.push({"b": [1, 2, 3], "s": "hi", "m": [[1.5, 2.0], [3.0, 4.0]], "d": {"k": [1, {"z": None}]}, "n": None})
     t = srv.cell("(sum(b), s.upper(), m[1][0], d['k'][1], n)")
     check(outcome(t)[e0] == ("ok", "(6, 'HI', 3.0, {'z': None}, None)"), "pushed values read as globals", outcome(t))
+    t = srv.cell("def peek():\n    return ('b' in globals(), globals().get('s'), globals().get('nope', 0))\npeek()")
+    check(outcome(t)[e0] == ("ok", "(True, 'hi', 0)"), "globals() membership and get see namespace values", outcome(t))
+    t = srv.cell("import math\nclass C:\n    v = sum(b) + len(s)\n    w = math.floor(m[0][0])\n(C.v, C.w)")
+    check(outcome(t)[e0] == ("ok", "(8, 1)"), "class bodies read namespace values", outcome(t))
     srv.cell("c = [v * 2 for v in b]\nb.append(4)\nm[0][0] = -1.0\nblob = b'\\x00\\xff'\nflag = True\nbig = 2**70")
     status, body = srv.pull(["c", "b", "m", "blob", "flag"], targets="0")
     v = body["values"][0] if status == 200 else body
