@@ -13,11 +13,12 @@ use wasmtime::component::types::Type;
 use wasmtime::component::{Instance, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::info::EngineInfo;
 use super::job::{Arg, BatchOutcome, CallSpec, EngineOutput, Job, TaskControl};
 use super::limiter::EngineLimiter;
-use super::linker::base_linker;
+use super::linker::{base_linker, NoNetwork};
 use super::output::CapturedStream;
 use super::{Namespace, NsValue};
 use crate::error::{EngineFailure, FailureCause};
@@ -28,6 +29,7 @@ use crate::value::{json_to_val, val_to_json, Encoding};
 pub struct EngineState {
     pub id: usize,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     pub namespace: Namespace,
     stdout: CapturedStream,
@@ -44,6 +46,12 @@ pub struct EngineState {
 impl WasiView for EngineState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for EngineState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: NoNetwork::hooks() }
     }
 }
 
@@ -64,6 +72,7 @@ impl EngineState {
         EngineState {
             id,
             wasi,
+            http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             namespace,
             stdout,
@@ -436,7 +445,7 @@ impl Worker {
                     Some(t) => t.to_string(),
                     None => format!("{e:#}").lines().next().unwrap_or("trap").to_string(),
                 };
-                match panic_message(&stderr) {
+                match guest_message(&stderr) {
                     Some(p) => (FailureCause::Trap, format!("{p} ({base})")),
                     None => (FailureCause::Trap, base),
                 }
@@ -515,6 +524,32 @@ impl Worker {
     }
 }
 
+/// Why the guest trapped, in its own words, from what it printed to stderr:
+/// the exception line of a Python traceback (componentize-py then aborts
+/// through a Rust panic of its own, which says less), the message above a
+/// JavaScript error's "Stack:", a Rust panic's message, else the last line
+/// printed (C's `fprintf(stderr, …)` before `abort()`).
+fn guest_message(stderr: &str) -> Option<String> {
+    if let Some(start) = stderr.rfind("Traceback (most recent call last):") {
+        let exception = stderr[start..].lines().skip(1).find(|l| !l.starts_with(' ') && !l.trim().is_empty());
+        if let Some(line) = exception {
+            return Some(line.trim().to_string());
+        }
+    }
+    // StarlingMonkey (componentize-js): the error's message, "Stack:", its frames.
+    let lines: Vec<&str> = stderr.lines().collect();
+    if let Some(stack) = lines.iter().rposition(|l| *l == "Stack:") {
+        let first = lines[..stack].iter().rposition(|l| l.trim().is_empty()).map_or(0, |i| i + 1);
+        if first < stack {
+            return Some(lines[first..stack].join("\n"));
+        }
+    }
+    panic_message(stderr).or_else(|| {
+        let last = stderr.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+        Some(last.chars().take(2000).collect())
+    })
+}
+
 /// The message of a Rust guest's panic, from what it printed to stderr.
 fn panic_message(stderr: &str) -> Option<String> {
     let start = stderr.rfind("panicked at ")?;
@@ -540,12 +575,24 @@ fn ns_to_val(value: &NsValue, ty: &Type, param: &str) -> Result<Val, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use super::{guest_message, panic_message};
 
     #[test]
     fn finds_the_guest_panic_message() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).as_deref(), Some("boom (panicked at src/lib.rs:10:5)"));
         assert_eq!(panic_message("nothing here"), None);
+    }
+
+    #[test]
+    fn finds_the_guest_message_in_other_languages() {
+        let python = "Traceback (most recent call last):\n  File \"app.py\", line 9, in fail\n    raise ValueError(msg)\nValueError: boom\n\nthread '<unnamed>' panicked at runtime/src/lib.rs:1280:25:\nPython function threw an unexpected exception\n";
+        assert_eq!(guest_message(python).as_deref(), Some("ValueError: boom"));
+        let rust = "thread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\n";
+        assert_eq!(guest_message(rust).as_deref(), Some("boom (panicked at src/lib.rs:10:5)"));
+        let js = "earlier output\n\nboom\nStack:\n  fail@app.js:70:9\n  export_fail@initializer.js:874:15\n\nRedirecting call to abort() to mozalloc_abort\n";
+        assert_eq!(guest_message(js).as_deref(), Some("boom"));
+        assert_eq!(guest_message("some output\nerror: boom\n\n").as_deref(), Some("error: boom"));
+        assert_eq!(guest_message("  \n"), None);
     }
 }

@@ -4,11 +4,11 @@
 
 use super::targets::Targets;
 use super::Controller;
-use crate::engine::{Job, HOST_INTERFACES};
+use crate::engine::{wasi_provides, Job, HOST_INTERFACES};
 use crate::runtime::{interface_matches_pub as interface_matches, LoadedComponent};
 use crate::value::{signature, wit_type};
 pub use crate::wire::InstallReport;
-use crate::wire::{ComponentInfo, FunctionInfo, Param};
+use crate::wire::{ComponentInfo, FunctionInfo, ImportSource, Param};
 use crate::{Error, Result};
 
 impl Controller {
@@ -20,7 +20,7 @@ impl Controller {
             .imports
             .iter()
             .map(String::as_str)
-            .filter(|i| !i.starts_with("wasi:") && !HOST_INTERFACES.iter().any(|h| i.starts_with(h)))
+            .filter(|i| !wasi_provides(i) && !HOST_INTERFACES.iter().any(|h| i.starts_with(h)))
             .collect()
     }
 
@@ -127,7 +127,7 @@ impl Controller {
             .map(|name| {
                 if HOST_INTERFACES.iter().any(|h| name.starts_with(h)) {
                     ImportInfo { name: name.clone(), source: ImportSource::Host, library: None }
-                } else if name.starts_with("wasi:") {
+                } else if wasi_provides(name) {
                     ImportInfo { name: name.clone(), source: ImportSource::Wasi, library: None }
                 } else {
                     let lib = self.runtime.components.exporters_of(name).into_iter().next();
@@ -143,6 +143,9 @@ impl Controller {
     /// What the API shows of a component: its exports with WIT signatures,
     /// and where each of its imports comes from on this cluster.
     pub(super) fn describe(&self, c: &LoadedComponent) -> ComponentInfo {
+        let import_sources = self.import_sources(c);
+        let unsatisfied: Vec<String> =
+            import_sources.iter().filter(|i| i.source == ImportSource::Unresolved).map(|i| i.name.clone()).collect();
         ComponentInfo {
             name: c.name.clone(),
             digest: c.digest.clone(),
@@ -159,7 +162,16 @@ impl Controller {
                 .collect(),
             interfaces: c.interfaces.clone(),
             imports: c.imports.clone(),
-            import_sources: self.import_sources(c),
+            warning: (!unsatisfied.is_empty()).then(|| {
+                format!(
+                    "`{}` cannot run until a library providing {} is uploaded and installed: neither the engines nor any uploaded library provide {}",
+                    c.name,
+                    unsatisfied.join(", "),
+                    if unsatisfied.len() == 1 { "it" } else { "them" }
+                )
+            }),
+            unsatisfied,
+            import_sources,
         }
     }
 }
