@@ -9,6 +9,19 @@ import { get, set } from 'wasmpar:engine/namespace@0.1.0';
 const S64_MIN = -(2n ** 63n);
 const S64_MAX = 2n ** 63n - 1n;
 
+// componentize-js 0.23.0 hands a negative s64 to JavaScript as its unsigned
+// two's-complement value (-3 arrives as 2^64 - 3), so s64 values read from
+// the host go through asIntN. The other way it cannot pass a negative s64 at
+// all: returning one or handing one to an import aborts inside its bindings
+// (ComponentizeJS issue #343), so `out` refuses it with a readable error.
+const fromS64 = (v) => BigInt.asIntN(64, BigInt(v));
+function out(v, what) {
+  if (v < 0n) {
+    throw new RangeError(`${what} = ${v} is negative: componentize-js 0.23.0 cannot pass a negative s64 to the host (ComponentizeJS issue #343)`);
+  }
+  return v;
+}
+
 // value, or a trap naming `what` when it does not fit an s64.
 function s64(value, what) {
   if (value < S64_MIN || value > S64_MAX) {
@@ -26,21 +39,22 @@ function globalInt(name) {
   if (value.tag !== 'int') {
     throw new TypeError(`global \`${name}\`: expected int, found ${value.tag}`);
   }
-  return value.val;
+  return fromS64(value.val);
 }
 
 export function add3(x, y, z) {
-  return s64(x + y + z, 'x + y + z');
+  return out(s64(fromS64(x) + fromS64(y) + fromS64(z), 'x + y + z'), 'x + y + z');
 }
 
 export function hypot2(x, y) {
+  [x, y] = [fromS64(x), fromS64(y)];
   return s64(x * x + y * y, 'x² + y²');
 }
 
 export function sumChunk(xs) {
   let total = 0n;
-  for (const x of xs) total += x;
-  return s64(total, "the chunk's sum");
+  for (const x of xs) total += fromS64(x);
+  return out(s64(total, "the chunk's sum"), "the chunk's sum");
 }
 
 export function greet(name) {
@@ -49,7 +63,7 @@ export function greet(name) {
 }
 
 export function affine(x) {
-  return s64(globalInt('a') * x + globalInt('b'), 'a·x + b');
+  return out(s64(globalInt('a') * fromS64(x) + globalInt('b'), 'a·x + b'), 'a·x + b');
 }
 
 export function squares() {
@@ -57,12 +71,13 @@ export function squares() {
   if (!xs || xs.tag !== 'int-list') {
     throw new TypeError('global `xs` must be an int-list');
   }
-  set('y', { tag: 'int-list', val: Array.from(xs.val, (x) => s64(x * x, 'x²')) });
+  const ys = Array.from(xs.val, (x) => s64(fromS64(x) ** 2n, 'x²'));
+  set('y', { tag: 'int-list', val: ys });
 }
 
 export function bump(name) {
   const count = get(name) === undefined ? 1n : globalInt(name) + 1n;
-  set(name, { tag: 'int', val: s64(count, name) });
+  set(name, { tag: 'int', val: out(s64(count, name), name) });
   return count;
 }
 
