@@ -197,6 +197,21 @@ def checks(srv, seed):
     t = srv.cell("math.sqrt(16)")
     check(outcome(t)[e0] == ("ok", "4.0"), "modules imported in an earlier cell stay imported", outcome(t))
 
+    t = srv.cell("import random\na = [random.random() for _ in range(4)]\nsum(a)")
+    o = outcome(t)
+    check(all(o[e][0] == "ok" and 0 <= float(o[e][1]) < 4 for e in (e0, e1)) and o[e0] != o[e1],
+          "%px a = [random.random() ...]; %px sum(a): each engine its own numbers", o)
+    status, _ = srv.request("POST", "/v1/scatter", {"name": "a", "values": [1, 2, 1, 4, 3, 8, 3, 5, 1, 4]})
+    t = srv.cell("print(a)")
+    check(status == 200 and [stdout_of(t, e)[0] for e in (e0, e1)] == ["[1, 2, 1, 4, 3]\n", "[8, 3, 5, 1, 4]\n"],
+          "dv.scatter('a', ...); %px print(a): each engine its chunk", t.get("outputs"))
+    status, _ = srv.request("POST", "/v1/scatter", {"name": "xs", "values": list(range(24))})
+    t = srv.cell("y = [x**2 for x in xs]")
+    status, body = srv.request("GET", "/v1/gather?name=y")
+    check(status == 200 and body["values"] == [x**2 for x in range(24)],
+          "dv.scatter('xs', range(24)); %px y = [x**2 for x in xs]; dv.gather('y')", body)
+    srv.cell("a = math.pi")
+
     print("globals between cells")
     t = srv.cell("x = 1\ndef f(): return x\nf()")
     check(outcome(t)[e0] == ("ok", "1"), "a function sees the cell's globals", outcome(t))
