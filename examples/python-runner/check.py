@@ -239,6 +239,18 @@ def checks(srv, seed):
     check(status == 200 and v["c"] == [2, 4, 6] and v["b"] == [1, 2, 3, 4] and v["m"] == [[-1.0, 2.0], [3.0, 4.0]]
           and v["flag"] is True, "assigned and changed-in-place globals pulled", v)
     check(v["blob"].get("dtype") == "uint8", "bytes pulled as uint8 array form", v["blob"])
+    srv.cell("import array\narr = array.array('d', [1.5, 2.5])\ntup = (1, 2)\ncfg = {'k': [1, 2.5], 'on': True}\n"
+             "st = {1, 2}\ngrid = [[1, 2, 3], [4, 5, 6]]\nmixed = [1, 'a', None]")
+    status, body = srv.pull(["arr", "tup", "cfg", "grid", "mixed"], targets="0")
+    v = body["values"][0] if status == 200 else body
+    check(status == 200 and v == {"arr": [1.5, 2.5], "tup": [1, 2], "cfg": {"k": [1, 2.5], "on": True},
+                                  "grid": [[1, 2, 3], [4, 5, 6]], "mixed": [1, "a", None]},
+          "array.array, tuple, dict, nested and mixed lists pulled", v)
+    t = srv.cell("(type(grid).__name__, grid[1][2], type(tup).__name__, cfg['k'][1])", targets="0")
+    check(outcome(t)[e0] == ("ok", "('list', 6, 'list', 2.5)"), "and read back next cell as JSON would give",
+          outcome(t))
+    status, body = srv.pull(["st"], targets="0")
+    check(status == 404, "a set is Python-only", (status, body))
     status, body = srv.pull(["big"], targets="0")
     check(status == 404, "an int beyond 64 bits is Python-only (pull: 404)", (status, body))
     HOST_NOTES.append(f"pull of a Python-only global answers {status}: {json.dumps(body)}")
