@@ -43,7 +43,7 @@ StrictModes no
 X11Forwarding no
 AllowTcpForwarding no
 PrintMotd no
-ClientAliveInterval 5
+ClientAliveInterval 10
 ClientAliveCountMax 3
 CONF
   : > "$SSHD_DIR/known_hosts"
