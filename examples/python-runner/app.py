@@ -549,7 +549,7 @@ def _restarted_notice(marker):
     if not isinstance(old, dict):
         return None
     if old.get("running"):
-        why = (f"cell {old.get('cell')} was stopped (deadline, memory cap or a trap)"
+        why = (f"cell {old.get('cell')} was stopped (deadline, cancel or a trap)"
                " before it finished")
     else:
         why = "a trap on this engine (in another task, or the runner was re-instantiated)"

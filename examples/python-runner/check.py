@@ -410,6 +410,19 @@ def checks(srv, seed):
     t = srv.cell("keep + 1", targets="0")
     check(outcome(t)[e0] == ("ok", "43"), "engine usable after", outcome(t))
 
+    print("cancel")
+    srv.cell("def tool2(): return 2", targets="1")
+    t = srv.cell("while True:\n    pass", targets="1", block=False, timeout_s=30)
+    time.sleep(1)
+    t0 = time.perf_counter()
+    status, t = srv.request("DELETE", f"/v1/tasks/{t['id']}")
+    status, t = srv.request("GET", f"/v1/tasks/{t['id']}?wait=20")
+    check(t["status"] == "cancelled" and time.perf_counter() - t0 < 5, "cancel stops a running cell", t["status"])
+    t = srv.cell("rank", targets="1")
+    err = stdout_of(t, e1)[1]
+    check(outcome(t)[e1] == ("ok", "1") and "cancel" in err and "tool2 (function)" in err,
+          "the next cell reports the lost interpreter", (outcome(t), err))
+
     print("--noblock and %pxresult")
     t0 = time.time()
     t = srv.cell("import time; time.sleep(1); time.time()", block=False)
