@@ -294,7 +294,7 @@ class Session:
         self.pending = set()
         self.ticks = 0
         self.flush_due = 0.0
-        self.objects = {}
+        self.objects_json = "{}"
         self.globals = Globals({"__name__": "__main__", "__builtins__": builtins})
         self._copy_builtins()
 
@@ -414,13 +414,14 @@ class Session:
                     ns.remove(name)
                     self.ns_names.discard(name)
                 objects[name] = _type_name(obj)
-        self.objects = objects
+        self.objects_json = json.dumps(objects)
         self.mark(running=False)
 
     def mark(self, running):
-        ns.set(MARKER, ns.Value_Json(json.dumps({
-            "session": self.id, "cell": self.cell, "running": running,
-            "objects": self.objects})))
+        # The objects' JSON is made once per cell (end) and reused (begin).
+        ns.set(MARKER, ns.Value_Json(
+            f'{{"session": "{self.id}", "cell": {self.cell}, "running": {"true" if running else "false"}, '
+            f'"objects": {self.objects_json}}}'))
 
 
 class Globals(dict):
