@@ -282,7 +282,8 @@ fn figures_per_language() {
     let n = 100_000_i64;
     let items = range(n);
     let want = json!(items.iter().map(|x| 3 * x).collect::<Vec<_>>());
-    println!("\nguest languages, 2 engines, over HTTP (tests/all/guests.rs figures_per_language)");
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?").to_string();
+    println!("\nguest languages, 2 engines, over HTTP (tests/all/guests.rs figures_per_language); load average {}", load());
     println!(
         "{:<11} {:>9} {:>13} {:>11} {:>13} {:>13}",
         "language", "size", "first upload", "same bytes", "cached (disk)", "add3 per call"
@@ -325,4 +326,5 @@ fn figures_per_language() {
         drop(s);
         let _ = std::fs::remove_dir_all(&cache);
     }
+    println!("load average at the end {}", load());
 }
