@@ -159,6 +159,8 @@ pub enum FailureCause {
     Argument,
     /// The component's imports could not be satisfied on this engine.
     Dependency,
+    /// A remote engine's process or connection went away mid-call.
+    Lost,
 }
 
 /// Where an import of a component is satisfied from.
@@ -291,6 +293,8 @@ pub enum TaskErrorKind {
     EngineError,
     /// No engine could take the work.
     NoEngine,
+    /// A remote engine running the task was lost (its process or link died).
+    EngineLost,
 }
 
 impl TaskErrorKind {
@@ -303,6 +307,7 @@ impl TaskErrorKind {
             TaskErrorKind::DependencyError => "DependencyError",
             TaskErrorKind::EngineError => "EngineError",
             TaskErrorKind::NoEngine => "NoEngine",
+            TaskErrorKind::EngineLost => "EngineLost",
         }
     }
 }

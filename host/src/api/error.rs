@@ -38,16 +38,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), "{}", self.0);
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                kind: self.0.kind().to_string(),
-                message: self.0.to_string(),
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { kind: self.0.kind().to_string(), message: self.0.to_string() } };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

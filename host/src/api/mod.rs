@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -63,9 +64,52 @@ pub struct AppState {
         routes::gather,
         routes::shutdown
     ),
-    components(schemas(crate::scheduler::TaskSpec, crate::scheduler::TaskView, crate::scheduler::Targets))
+    components(schemas(crate::scheduler::TaskSpec, crate::scheduler::TaskView, crate::scheduler::Targets, error::ErrorBody)),
+    modifiers(&CommonAnswers)
 )]
 pub struct ApiDoc;
+
+/// What every operation shares, added to the document in one place: the
+/// bearer token (all but `GET /v1/health`) with its 401, and the 414 of
+/// [`limit_uri`].
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("the token from the connection file")).build(),
+            ),
+        );
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let open = path == "/v1/health";
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+                if !open {
+                    op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                    op.responses.responses.insert("401".into(), error("missing or wrong token").into());
+                }
+                op.responses.responses.insert("414".into(), error("the path and query are over the length limit").into());
+            }
+        }
+        // A raw push of no items has no body; utoipa marks every body of a
+        // type that is not an `Option` required (and an `Option` nullable).
+        if let Some(body) =
+            doc.paths.paths.get_mut("/v1/namespace/{name}").and_then(|p| p.put.as_mut()).and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -81,13 +125,11 @@ async fn require_token(State(s): State<Arc<AppState>>, req: Request, next: Next)
     if given.as_bytes().ct_eq(s.token.as_bytes()).into() {
         next.run(req).await
     } else {
-        let body = error::ErrorBody {
-            error: error::ErrorDetail {
-                kind: "Unauthorized".into(),
-                message: "missing or wrong token: send `Authorization: Bearer <token>` with the token from the connection file".into(),
-            },
-        };
-        (axum::http::StatusCode::UNAUTHORIZED, Json(body)).into_response()
+        error_answer(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "missing or wrong token: send `Authorization: Bearer <token>` with the token from the connection file".into(),
+        )
     }
 }
 
@@ -106,14 +148,80 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/gather", get(routes::gather))
         .route("/v1/shutdown", post(routes::shutdown))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let app = Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/openapi.json", get(openapi))
         .merge(protected)
-        .fallback(|| async { ApiError(Error::not_found("route", "this")) })
+        .fallback(|uri: axum::http::Uri| async move { ApiError(Error::not_found("route", crate::error::cut(uri.path()))) })
         // Bodies are read by `body::read_bytes`, which enforces the limits itself.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state);
+    // Around the whole router, not each route (as `Router::layer` puts
+    // them): axum adds a 405's `Allow` header on the way out of a route.
+    Router::new().fallback_service(app).layer(middleware::from_fn(json_errors)).layer(middleware::from_fn(limit_uri))
+}
+
+/// The longest path and query served; longer ones get a JSON 414. (Past
+/// 64 KiB hyper answers 414 itself, before any of this, without a body.)
+pub const MAX_URI_BYTES: usize = 16 << 10;
+
+async fn limit_uri(req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return error_answer(
+            StatusCode::URI_TOO_LONG,
+            "UriTooLong",
+            format!("the path and query are {len} bytes; the limit is {MAX_URI_BYTES} (send large data in the body)"),
+        );
+    }
+    next.run(req).await
+}
+
+/// Errors axum answers by itself carry no body (405 with its `Allow`
+/// header, a rejected request line): give them the JSON error every other
+/// answer has, keeping their headers.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let allowed = resp.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (mut parts, body) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    // An extractor's rejection says what was wrong in a line of text.
+    let said = axum::body::to_bytes(body, 4096).await.ok().map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let path = crate::error::cut(&path);
+    let kind = match status {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "TooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        _ => "HttpError",
+    };
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        format!("{method} is not allowed on {path}; allowed: {allowed}")
+    } else if !said.is_empty() {
+        format!("{method} {path}: {}", crate::error::cut(&said))
+    } else {
+        format!("{method} {path}: {}", status.canonical_reason().unwrap_or("error"))
+    };
+    let mut answer = error_answer(status, kind, message);
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+fn error_answer(status: StatusCode, kind: &str, message: String) -> Response {
+    let body = error::ErrorBody { error: error::ErrorDetail { kind: kind.into(), message } };
+    (status, Json(body)).into_response()
 }
 
 /// How to run a server.

@@ -29,19 +29,21 @@ fn wait_duration(w: f64) -> Result<Duration, Error> {
     Ok(Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
 }
 
-#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health, description = "the server is up")))]
 pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
     Json(Health { status: "ok".into(), engines: s.controller.engine_count(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
-#[utoipa::path(get, path = "/v1/engines", responses((status = 200, body = EngineList)))]
+#[utoipa::path(get, path = "/v1/engines", responses((status = 200, body = EngineList, description = "every engine")))]
 pub async fn engines(State(s): State<Arc<AppState>>) -> Json<EngineList> {
     Json(EngineList { engines: s.controller.engines() })
 }
 
 #[utoipa::path(post, path = "/v1/components", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = ComponentInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    request_body(content = Binary, content_type = "application/wasm", description = "the component's bytes"),
+    responses((status = 201, body = ComponentInfo, description = "compiled and registered under `name`"),
+              (status = 400, body = ErrorBody, description = "not a component, or a bad name"),
+              (status = 413, body = ErrorBody, description = "larger than the upload limit")))]
 pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<UploadQuery>, req: Request) -> ApiResult<impl IntoResponse> {
     let limit = s.controller.limits().upload_max;
     let body = read_bytes(req, limit).await?;
@@ -52,24 +54,36 @@ pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<Upload
     Ok((StatusCode::CREATED, Json(info)))
 }
 
-#[utoipa::path(get, path = "/v1/components", responses((status = 200, body = ComponentList)))]
+#[utoipa::path(get, path = "/v1/components", responses((status = 200, body = ComponentList, description = "every uploaded component")))]
 pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
     Json(ComponentList { components: s.controller.components() })
 }
 
-#[utoipa::path(get, path = "/v1/components/{name}", responses((status = 200, body = ComponentInfo), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/components/{name}", params(("name" = String, Path, description = "A component's name.")),
+    responses((status = 200, body = ComponentInfo, description = "the component"),
+              (status = 400, body = ErrorBody, description = "a bad path"),
+              (status = 404, body = ErrorBody, description = "no such component")))]
 pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<Json<ComponentInfo>> {
     Ok(Json(s.controller.component(&name)?))
 }
 
-#[utoipa::path(delete, path = "/v1/components/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/components/{name}", params(("name" = String, Path, description = "A component's name.")),
+    responses((status = 204, description = "removed"),
+              (status = 400, body = ErrorBody, description = "a bad path"),
+              (status = 404, body = ErrorBody, description = "no such component")))]
 pub async fn delete_component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     s.controller.remove_component(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/v1/install", request_body = InstallRequest,
-    responses((status = 200, body = InstallReport), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = InstallReport, description = "installed"),
+              (status = 400, body = ErrorBody, description = "a bad body or targets"),
+              (status = 404, body = ErrorBody, description = "no such component or engine"),
+              (status = 409, body = ErrorBody, description = "the component's own imports are not met"),
+              (status = 413, body = ErrorBody, description = "the body is over the limit"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<InstallRequest>) -> ApiResult<Json<InstallReport>> {
     Ok(Json(s.controller.install(&req.component, &req.targets).await?))
 }
@@ -77,8 +91,13 @@ pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Ins
 #[utoipa::path(post, path = "/v1/tasks", request_body = TaskSpec,
     responses((status = 200, body = TaskView, description = "finished (block: true)"),
               (status = 202, body = TaskView, description = "accepted (block: false)"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "a bad body or targets"),
+              (status = 404, body = ErrorBody, description = "no such component, function or engine"),
+              (status = 409, body = ErrorBody, description = "the component's imports are not met"),
+              (status = 413, body = ErrorBody, description = "the body or a sequence is over the limit"),
+              (status = 422, body = ErrorBody, description = "an argument does not fit the function's type"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "no engine could take the work; retry")))]
 pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
     let block = spec.block;
     let task = s.controller.submit_off_runtime(spec).await?;
@@ -92,7 +111,10 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
     }
 }
 
-#[utoipa::path(get, path = "/v1/tasks/{id}", params(WaitQuery), responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = String, Path, description = "The task's id."), WaitQuery),
+    responses((status = 200, body = TaskView, description = "the task as it stands"),
+              (status = 400, body = ErrorBody, description = "a bad `wait`"),
+              (status = 404, body = ErrorBody, description = "no such task")))]
 pub async fn task(
     State(s): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
@@ -105,35 +127,60 @@ pub async fn task(
     Ok(Json(task.view()))
 }
 
-#[utoipa::path(delete, path = "/v1/tasks/{id}", responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/tasks/{id}", params(("id" = String, Path, description = "The task's id.")),
+    responses((status = 200, body = TaskView, description = "the task, cancelled unless it had finished"),
+              (status = 400, body = ErrorBody, description = "a bad path"),
+              (status = 404, body = ErrorBody, description = "no such task")))]
 pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<TaskView>> {
     Ok(Json(s.controller.cancel(&id).await?))
 }
 
-#[utoipa::path(put, path = "/v1/namespace", request_body = PushRequest, responses((status = 200, body = EngineIds)))]
+#[utoipa::path(put, path = "/v1/namespace", request_body = PushRequest,
+    responses((status = 200, body = EngineIds, description = "the engines that hold the values now"),
+              (status = 400, body = ErrorBody, description = "a bad body, value or targets"),
+              (status = 404, body = ErrorBody, description = "no such engine"),
+              (status = 413, body = ErrorBody, description = "the body is over the limit"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Json<EngineIds>> {
     Ok(Json(EngineIds { engines: s.controller.push(&req.targets, &req.values).await? }))
 }
 
-#[utoipa::path(get, path = "/v1/namespace", params(PullQuery), responses((status = 200, body = PullAnswer), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/namespace", params(PullQuery),
+    responses((status = 200, body = PullAnswer, description = "each engine's values, in engine order"),
+              (status = 400, body = ErrorBody, description = "a bad query"),
+              (status = 404, body = ErrorBody, description = "no such engine, or a name missing on one"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<Json<PullAnswer>> {
     let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
     let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
     Ok(Json(PullAnswer { engines, values }))
 }
 
-#[utoipa::path(post, path = "/v1/scatter", request_body = ScatterRequest, responses((status = 200, body = EngineIds)))]
+#[utoipa::path(post, path = "/v1/scatter", request_body = ScatterRequest,
+    responses((status = 200, body = EngineIds, description = "the engines that got a chunk"),
+              (status = 400, body = ErrorBody, description = "a bad body, values or targets"),
+              (status = 404, body = ErrorBody, description = "no such engine"),
+              (status = 413, body = ErrorBody, description = "the body is over the limit"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<ScatterRequest>) -> ApiResult<Json<EngineIds>> {
     Ok(Json(EngineIds { engines: s.controller.scatter(&req.name, &req.values, &req.targets).await? }))
 }
 
-#[utoipa::path(get, path = "/v1/gather", params(GatherQuery), responses((status = 200, body = GatherAnswer), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/gather", params(GatherQuery),
+    responses((status = 200, body = GatherAnswer, description = "the engines' lists concatenated in engine order"),
+              (status = 400, body = ErrorBody, description = "a bad query, or a value that is not a list"),
+              (status = 404, body = ErrorBody, description = "no such engine, or the name missing on one"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn gather(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
     let values = s.controller.gather(&q.name, &targets_query(&q.targets), q.encoding.unwrap_or_default()).await?;
     Ok(Json(GatherAnswer { values }))
 }
 
-#[utoipa::path(post, path = "/v1/shutdown", responses((status = 202)))]
+#[utoipa::path(post, path = "/v1/shutdown", responses((status = 202, description = "the server stops after answering")))]
 pub async fn shutdown(State(s): State<Arc<AppState>>) -> StatusCode {
     s.shutdown.notify_one();
     StatusCode::ACCEPTED
@@ -156,9 +203,15 @@ pub async fn inject_panic(
 
 /// Push one array as raw little-endian bytes (no JSON, no base64): the fast
 /// path for large data. `?dtype=float64&shape=200,300&targets=all`.
-#[utoipa::path(put, path = "/v1/namespace/{name}", params(RawPushQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = EngineIds), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/namespace/{name}", params(("name" = String, Path, description = "The name to bind."), RawPushQuery),
+    request_body(content = Binary, content_type = "application/octet-stream",
+                 description = "the items, little-endian, row-major (none for an array of no items)"),
+    responses((status = 200, body = EngineIds, description = "the engines that hold the array now"),
+              (status = 400, body = ErrorBody, description = "a bad query, or a body that does not fit dtype and shape"),
+              (status = 404, body = ErrorBody, description = "no such engine"),
+              (status = 413, body = ErrorBody, description = "the body is over the limit"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn push_raw(
     State(s): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
@@ -188,8 +241,14 @@ pub async fn push_raw(
 
 /// Pull one engine's array as raw little-endian bytes; the dtype and shape
 /// come in the `x-wasmpar-dtype` and `x-wasmpar-shape` headers.
-#[utoipa::path(get, path = "/v1/namespace/{name}", params(RawPullQuery),
-    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/namespace/{name}", params(("name" = String, Path, description = "The name to read."), RawPullQuery),
+    responses((status = 200, body = Binary, content_type = "application/octet-stream", description = "the array's items, little-endian, row-major",
+               headers(("x-wasmpar-dtype" = String, description = "numpy's name of the items' type"),
+                       ("x-wasmpar-shape" = String, description = "the dimensions, comma-separated"))),
+              (status = 400, body = ErrorBody, description = "a bad query, several engines, or a value that is not an array of numbers"),
+              (status = 404, body = ErrorBody, description = "no such engine, or the name missing on it"),
+              (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
+              (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn pull_raw(
     State(s): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
