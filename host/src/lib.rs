@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod launcher;
 pub mod runtime;
+pub mod remote;
 pub mod scheduler;
 pub mod store;
 pub mod value;

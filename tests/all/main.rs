@@ -7,5 +7,6 @@ mod dependencies;
 mod guests;
 mod launchers;
 mod props;
+mod remote;
 mod sandbox;
 mod server;

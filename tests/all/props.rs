@@ -14,13 +14,9 @@ use wasmpar::value::{json_to_val, val_to_json, Encoding};
 use wasmtime::component::types::Type;
 
 fn seed() -> &'static (std::sync::Arc<Runtime>, std::sync::Arc<LoadedComponent>) {
-    static SEED: OnceLock<(std::sync::Arc<Runtime>, std::sync::Arc<LoadedComponent>)> =
-        OnceLock::new();
+    static SEED: OnceLock<(std::sync::Arc<Runtime>, std::sync::Arc<LoadedComponent>)> = OnceLock::new();
     SEED.get_or_init(|| {
-        let limits = Limits {
-            cache_dir: None,
-            ..Limits::default()
-        };
+        let limits = Limits { cache_dir: None, ..Limits::default() };
         let rt = Runtime::new(limits).expect("runtime");
         let bytes = std::fs::read(wasmpar::examples::SEED_WASM).expect("seed");
         let (c, _) = rt.components.add("seed", &bytes).expect("seed compiles");
@@ -40,25 +36,11 @@ fn all_types() -> Vec<Type> {
 }
 
 fn finite() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>().prop_filter("finite", |f| f.is_finite()),
-        Just(0.0),
-        Just(-0.0),
-        Just(f64::MAX),
-        Just(f64::MIN_POSITIVE)
-    ]
+    prop_oneof![any::<f64>().prop_filter("finite", |f| f.is_finite()), Just(0.0), Just(-0.0), Just(f64::MAX), Just(f64::MIN_POSITIVE)]
 }
 
 fn int_in(lo: i128, hi: i128) -> BoxedStrategy<Json> {
-    prop_oneof![Just(lo), Just(hi), lo..=hi]
-        .prop_map(|i| {
-            if i < 0 {
-                json!(i as i64)
-            } else {
-                json!(i as u64)
-            }
-        })
-        .boxed()
+    prop_oneof![Just(lo), Just(hi), lo..=hi].prop_map(|i| if i < 0 { json!(i as i64) } else { json!(i as u64) }).boxed()
 }
 
 /// JSON values of WIT type `ty`, in the wire conventions of API.md.
@@ -73,43 +55,27 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
         Type::U32 => int_in(0, u32::MAX as i128),
         Type::S64 => int_in(i64::MIN as i128, i64::MAX as i128),
         Type::U64 => int_in(0, u64::MAX as i128),
-        Type::Float32 => any::<f32>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f as f64))
-            .boxed(),
+        Type::Float32 => any::<f32>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f as f64)).boxed(),
         Type::Float64 => finite().prop_map(|f| json!(f)).boxed(),
-        Type::Char => any::<char>()
-            .prop_map(|c| Json::String(c.to_string()))
-            .boxed(),
+        Type::Char => any::<char>().prop_map(|c| Json::String(c.to_string())).boxed(),
         Type::String => ".{0,12}".prop_map(Json::String).boxed(),
-        Type::List(l) if depth > 0 => proptest::collection::vec(value_of(&l.ty(), depth - 1), 0..6)
-            .prop_map(Json::Array)
-            .boxed(),
+        Type::List(l) if depth > 0 => proptest::collection::vec(value_of(&l.ty(), depth - 1), 0..6).prop_map(Json::Array).boxed(),
         Type::List(_) => Just(json!([])).boxed(),
         Type::Tuple(t) => {
-            let parts: Vec<BoxedStrategy<Json>> = t
-                .types()
-                .map(|t| value_of(&t, depth.saturating_sub(1)))
-                .collect();
+            let parts: Vec<BoxedStrategy<Json>> = t.types().map(|t| value_of(&t, depth.saturating_sub(1))).collect();
             parts.prop_map(Json::Array).boxed()
         }
         Type::Record(r) => {
-            let fields: Vec<(String, BoxedStrategy<Json>)> = r
-                .fields()
-                .map(|f| (f.name.to_string(), value_of(&f.ty, depth.saturating_sub(1))))
-                .collect();
+            let fields: Vec<(String, BoxedStrategy<Json>)> =
+                r.fields().map(|f| (f.name.to_string(), value_of(&f.ty, depth.saturating_sub(1)))).collect();
             let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
             let strategies: Vec<BoxedStrategy<Json>> = fields.into_iter().map(|(_, s)| s).collect();
-            strategies
-                .prop_map(move |vals| Json::Object(names.iter().cloned().zip(vals).collect()))
-                .boxed()
+            strategies.prop_map(move |vals| Json::Object(names.iter().cloned().zip(vals).collect())).boxed()
         }
         Type::Option(o) => prop_oneof![Just(Json::Null), value_of(&o.ty(), depth)].boxed(),
         Type::Enum(e) => {
             let names: Vec<String> = e.names().map(String::from).collect();
-            proptest::sample::select(names)
-                .prop_map(Json::String)
-                .boxed()
+            proptest::sample::select(names).prop_map(Json::String).boxed()
         }
         Type::Flags(f) => {
             let names: Vec<String> = f.names().map(String::from).collect();
@@ -124,9 +90,7 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
                     let name = c.name.to_string();
                     match c.ty {
                         None => Just(Json::String(name)).boxed(),
-                        Some(t) => value_of(&t, depth.saturating_sub(1))
-                            .prop_map(move |p| json!({ name.clone(): p }))
-                            .boxed(),
+                        Some(t) => value_of(&t, depth.saturating_sub(1)).prop_map(move |p| json!({ name.clone(): p })).boxed(),
                     }
                 })
                 .collect();
@@ -134,15 +98,11 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
         }
         Type::Result(r) => {
             let ok = match r.ok() {
-                Some(t) => value_of(&t, depth.saturating_sub(1))
-                    .prop_map(|p| json!({"ok": p}))
-                    .boxed(),
+                Some(t) => value_of(&t, depth.saturating_sub(1)).prop_map(|p| json!({"ok": p})).boxed(),
                 None => Just(json!({"ok": null})).boxed(),
             };
             let err = match r.err() {
-                Some(t) => value_of(&t, depth.saturating_sub(1))
-                    .prop_map(|p| json!({"err": p}))
-                    .boxed(),
+                Some(t) => value_of(&t, depth.saturating_sub(1)).prop_map(|p| json!({"err": p})).boxed(),
                 None => Just(json!({"err": null})).boxed(),
             };
             prop_oneof![ok, err].boxed()
@@ -153,11 +113,8 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
 
 fn typed_value() -> impl Strategy<Value = (usize, Json)> {
     let types = all_types();
-    let per_type: Vec<BoxedStrategy<(usize, Json)>> = types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| value_of(t, 3).prop_map(move |v| (i, v)).boxed())
-        .collect();
+    let per_type: Vec<BoxedStrategy<(usize, Json)>> =
+        types.iter().enumerate().map(|(i, t)| value_of(t, 3).prop_map(move |v| (i, v)).boxed()).collect();
     proptest::strategy::Union::new(per_type)
 }
 
@@ -173,8 +130,7 @@ fn arbitrary_json() -> impl Strategy<Value = Json> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
-            proptest::collection::btree_map("[a-z$]{1,6}", inner, 0..4)
-                .prop_map(|m| Json::Object(m.into_iter().collect())),
+            proptest::collection::btree_map("[a-z$]{1,6}", inner, 0..4).prop_map(|m| Json::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -300,10 +256,7 @@ fn the_seed_types_cover_every_wit_kind() {
             _ => "other",
         })
         .collect();
-    for kind in [
-        "record", "variant", "enum", "flags", "option", "result", "tuple", "list", "char", "f32",
-        "u8", "s8", "u64",
-    ] {
+    for kind in ["record", "variant", "enum", "flags", "option", "result", "tuple", "list", "char", "f32", "u8", "s8", "u64"] {
         assert!(names.contains(kind), "no {kind} among the seed's types");
     }
 }

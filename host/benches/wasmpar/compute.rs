@@ -22,30 +22,15 @@ struct Cluster {
 
 impl Cluster {
     fn start(engines: usize) -> Cluster {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio");
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
         // No disk cache: these figures must not depend on what an earlier run left behind.
-        let limits = Limits {
-            call_timeout: Duration::from_secs(600),
-            cache_dir: None,
-            ..Limits::default()
-        };
-        let pool =
-            EnginePool::start(Runtime::new(limits).expect("runtime"), engines).expect("engines");
+        let limits = Limits { call_timeout: Duration::from_secs(600), cache_dir: None, ..Limits::default() };
+        let pool = EnginePool::start(Runtime::new(limits).expect("runtime"), engines).expect("engines");
         let c = Controller::new(pool);
         let seed = std::fs::read(wasmpar::examples::SEED_WASM).expect("seed.wasm");
         rt.block_on(async {
-            c.upload(
-                "mandelbrot".into(),
-                bytes::Bytes::from_static(wasmpar::examples::MANDELBROT_BYTES),
-            )
-            .await
-            .expect("mandelbrot");
-            c.upload("seed".into(), bytes::Bytes::from(seed))
-                .await
-                .expect("seed");
+            c.upload("mandelbrot".into(), bytes::Bytes::from_static(wasmpar::examples::MANDELBROT_BYTES)).await.expect("mandelbrot");
+            c.upload("seed".into(), bytes::Bytes::from(seed)).await.expect("seed");
         });
         Cluster { rt, c }
     }
@@ -88,14 +73,7 @@ fn counts(v: &Json) -> Vec<u32> {
 
 /// The native kernel over rows of `width` points, `threads` threads taking
 /// `rows_per_batch` rows at a time from a shared counter (as the balanced view does).
-fn native_rows(
-    xs: &[f64],
-    ys: &[f64],
-    width: usize,
-    iters: u32,
-    threads: usize,
-    rows_per_batch: usize,
-) -> Vec<u32> {
+fn native_rows(xs: &[f64], ys: &[f64], width: usize, iters: u32, threads: usize, rows_per_batch: usize) -> Vec<u32> {
     let height = xs.len() / width;
     let next = AtomicUsize::new(0);
     let mut parts: Vec<(usize, Vec<u32>)> = std::thread::scope(|s| {
@@ -110,21 +88,13 @@ fn native_rows(
                         }
                         let last = (first + rows_per_batch).min(height);
                         let mut out = Vec::new();
-                        kernel::mandel_chunk(
-                            &xs[first * width..last * width],
-                            &ys[first * width..last * width],
-                            iters,
-                            &mut out,
-                        );
+                        kernel::mandel_chunk(&xs[first * width..last * width], &ys[first * width..last * width], iters, &mut out);
                         mine.push((first, out));
                     }
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("native thread"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("native thread")).collect()
     });
     parts.sort_by_key(|(first, _)| *first);
     parts.into_iter().flat_map(|(_, out)| out).collect()
@@ -150,13 +120,7 @@ pub fn rows(t: &mut Table) {
     let (t_wasm, result) = best_of(3, || cluster.run(&spec));
     assert_eq!(counts(&result), native, "wasm and native agree");
     let name = format!("mandelbrot {w}x{h}, {iters} iters");
-    t.add(
-        format!("{name}: native, 1 core"),
-        ms(t_native),
-        "ms",
-        None,
-        "best of 3",
-    );
+    t.add(format!("{name}: native, 1 core"), ms(t_native), "ms", None, "best of 3");
     t.add(
         format!("{name}: wasm, 1 engine (parallel task)"),
         ms(t_wasm),
@@ -172,26 +136,17 @@ pub fn rows(t: &mut Table) {
         "",
     );
     for (epochs, typed) in [(false, false), (true, false), (true, true)] {
-        let (tb, _) = best_of(2, || {
-            (bare::mandel_chunk(&xs, &ys, iters, epochs, typed), ())
-        });
+        let (tb, _) = best_of(2, || (bare::mandel_chunk(&xs, &ys, iters, epochs, typed), ()));
         t.add(
             format!(
                 "  bare wasmtime, same call, {}, epochs {}",
-                if typed {
-                    "TypedFunc (slices)"
-                } else {
-                    "Func::call (Vals)"
-                },
+                if typed { "TypedFunc (slices)" } else { "Func::call (Vals)" },
                 if epochs { "on (as wasmpar)" } else { "off" }
             ),
             ms(tb),
             "ms",
             None,
-            format!(
-                "native/bare = {:.2}",
-                t_native.as_secs_f64() / tb.as_secs_f64()
-            ),
+            format!("native/bare = {:.2}", t_native.as_secs_f64() / tb.as_secs_f64()),
         );
     }
 
@@ -230,17 +185,9 @@ pub fn rows(t: &mut Table) {
     let (nt1, native1) = best_of(2, || timed(|| native_rows(&xs, &ys, w, iters, 1, 4)));
     let (ntn, nativen) = best_of(2, || timed(|| native_rows(&xs, &ys, w, iters, n, 4)));
     assert_eq!(native1, nativen);
-    assert_eq!(
-        counts(&reference.expect("ran")),
-        native1,
-        "wasm and native agree"
-    );
+    assert_eq!(counts(&reference.expect("ran")), native1, "wasm and native agree");
     let name = format!("mandelbrot {w}x{h}, {iters} iters");
-    let serial_note = if t1 >= Duration::from_secs(1) {
-        "≥ 1 s serially: yes"
-    } else {
-        "under 1 s serially on this machine"
-    };
+    let serial_note = if t1 >= Duration::from_secs(1) { "≥ 1 s serially: yes" } else { "under 1 s serially on this machine" };
     t.add(
         format!("{name}: 1 engine (map over rows)"),
         ms(t1),
@@ -260,13 +207,7 @@ pub fn rows(t: &mut Table) {
         ),
     );
     let target = if n == 1 { 1.0 } else { 0.925 * n as f64 };
-    t.add(
-        format!("speed-up, {n} engines vs 1 ({n} cores)"),
-        t1.as_secs_f64() / tn.as_secs_f64(),
-        "x",
-        Some(Target::AtLeast(target)),
-        "",
-    );
+    t.add(format!("speed-up, {n} engines vs 1 ({n} cores)"), t1.as_secs_f64() / tn.as_secs_f64(), "x", Some(Target::AtLeast(target)), "");
     let native_speedup = nt1.as_secs_f64() / ntn.as_secs_f64();
     t.add(
         format!("  native speed-up, {n} threads vs 1, same rows (the machine's ceiling now)"),
@@ -284,25 +225,11 @@ pub fn rows(t: &mut Table) {
     );
 
     // Per-call cost of the engine loop, beside bare wasmtime.
-    t.section(
-        "per call: bare wasmtime vs wasmpar's engine loop (seed/identity, in-process, no HTTP)",
-    );
+    t.section("per call: bare wasmtime vs wasmpar's engine loop (seed/identity, in-process, no HTTP)");
     let calls = 200_000;
     let (untyped, typed) = bare::identity_per_call(calls);
-    t.add(
-        "bare wasmtime TypedFunc::call of identity",
-        typed,
-        "ns/call",
-        None,
-        "floor: static types, no Val",
-    );
-    t.add(
-        "bare wasmtime Func::call of identity (Val arguments)",
-        untyped,
-        "ns/call",
-        None,
-        "what wasmpar's engine calls",
-    );
+    t.add("bare wasmtime TypedFunc::call of identity", typed, "ns/call", None, "floor: static types, no Val");
+    t.add("bare wasmtime Func::call of identity (Val arguments)", untyped, "ns/call", None, "what wasmpar's engine calls");
     let ids: Vec<i64> = (0..calls as i64).collect();
     let map = |targets: Json, chunksize: Option<usize>| {
         let mut s = json!({"op": "map", "component": "seed", "function": "identity", "targets": targets, "sequences": [ids]});

@@ -45,3 +45,23 @@ pub fn read(path: &Path) -> std::io::Result<ConnectionInfo> {
     let text = std::fs::read_to_string(path)?;
     serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
+
+/// The token a controller on `path` uses: the one kept beside the file
+/// (`cluster.token`, mode 0600) by an earlier controller, so engine processes
+/// waiting to reconnect after a restart are let in; a new one otherwise.
+pub fn kept_token(path: &Path) -> std::io::Result<String> {
+    let token_file = path.with_extension("token");
+    if let Ok(t) = std::fs::read_to_string(&token_file) {
+        let t = t.trim();
+        if t.len() >= 32 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(t.to_string());
+        }
+    }
+    let token = new_token();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&token_file)?;
+    f.write_all(token.as_bytes())?;
+    Ok(token)
+}

@@ -125,6 +125,8 @@ async fn require_token(State(s): State<Arc<AppState>>, req: Request, next: Next)
     if given.as_bytes().ct_eq(s.token.as_bytes()).into() {
         next.run(req).await
     } else {
+        // Never the token's value: only that one was refused, and where.
+        tracing::warn!(path = req.uri().path(), given = !given.is_empty(), "refused a request with a missing or wrong token");
         error_answer(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -137,6 +139,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/v1/engines", get(routes::engines))
         .route("/v1/engines/{id}/panic", post(routes::inject_panic))
+        .route("/v1/engines/connect", get(routes::connect_engine))
+        .route("/v1/blobs/{digest}", get(routes::blob))
         .route("/v1/components", post(routes::upload).get(routes::components))
         .route("/v1/components/{name}", get(routes::component).delete(routes::delete_component))
         .route("/v1/install", post(routes::install))
@@ -271,10 +275,14 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.listen, config.port))
             .await
             .map_err(|e| Error::BadRequest(format!("cannot listen on {}:{}: {e}", config.listen, config.port)))?;
+        let token = connection::kept_token(&config.connection_file)
+            .map_err(|e| Error::BadRequest(format!("cannot keep the token beside {}: {e}", config.connection_file.display())))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
         let state = Arc::new(AppState {
             controller,
-            token: connection::new_token(),
+            // A controller restarted on the same connection file keeps its
+            // token, so engine processes waiting to reconnect are let in.
+            token,
             shutdown: Notify::new(),
             fault_injection: config.fault_injection,
         });

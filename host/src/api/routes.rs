@@ -59,7 +59,7 @@ pub async fn components(State(s): State<Arc<AppState>>) -> Json<ComponentList> {
     Json(ComponentList { components: s.controller.components() })
 }
 
-#[utoipa::path(get, path = "/v1/components/{name}", params(("name" = String, Path, description = "A component's name.")),
+#[utoipa::path(get, path = "/v1/components/{name}", params(("name" = String, Path, description = "A component's name.", example = "seed")),
     responses((status = 200, body = ComponentInfo, description = "the component"),
               (status = 400, body = ErrorBody, description = "a bad path"),
               (status = 404, body = ErrorBody, description = "no such component")))]
@@ -67,7 +67,7 @@ pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<St
     Ok(Json(s.controller.component(&name)?))
 }
 
-#[utoipa::path(delete, path = "/v1/components/{name}", params(("name" = String, Path, description = "A component's name.")),
+#[utoipa::path(delete, path = "/v1/components/{name}", params(("name" = String, Path, description = "A component's name.", example = "seed")),
     responses((status = 204, description = "removed"),
               (status = 400, body = ErrorBody, description = "a bad path"),
               (status = 404, body = ErrorBody, description = "no such component")))]
@@ -76,7 +76,8 @@ pub async fn delete_component(State(s): State<Arc<AppState>>, ApiPath(name): Api
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/install", request_body = InstallRequest,
+#[utoipa::path(post, path = "/v1/install",
+    request_body(content = InstallRequest, example = json!({"component": "stats", "targets": "all"})),
     responses((status = 200, body = InstallReport, description = "installed"),
               (status = 400, body = ErrorBody, description = "a bad body or targets"),
               (status = 404, body = ErrorBody, description = "no such component or engine"),
@@ -88,7 +89,8 @@ pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Ins
     Ok(Json(s.controller.install(&req.component, &req.targets).await?))
 }
 
-#[utoipa::path(post, path = "/v1/tasks", request_body = TaskSpec,
+#[utoipa::path(post, path = "/v1/tasks",
+    request_body(content = TaskSpec, example = json!({"op": "apply", "component": "seed", "function": "add3", "args": [1, 2, 3], "block": true})),
     responses((status = 200, body = TaskView, description = "finished (block: true)"),
               (status = 202, body = TaskView, description = "accepted (block: false)"),
               (status = 400, body = ErrorBody, description = "a bad body or targets"),
@@ -135,7 +137,8 @@ pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>
     Ok(Json(s.controller.cancel(&id).await?))
 }
 
-#[utoipa::path(put, path = "/v1/namespace", request_body = PushRequest,
+#[utoipa::path(put, path = "/v1/namespace",
+    request_body(content = PushRequest, example = json!({"targets": "all", "values": {"x": [1, 2, 3, 4], "y": 5}})),
     responses((status = 200, body = EngineIds, description = "the engines that hold the values now"),
               (status = 400, body = ErrorBody, description = "a bad body, value or targets"),
               (status = 404, body = ErrorBody, description = "no such engine"),
@@ -158,7 +161,8 @@ pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuer
     Ok(Json(PullAnswer { engines, values }))
 }
 
-#[utoipa::path(post, path = "/v1/scatter", request_body = ScatterRequest,
+#[utoipa::path(post, path = "/v1/scatter",
+    request_body(content = ScatterRequest, example = json!({"name": "x", "values": [1, 2, 3, 4], "targets": "all"})),
     responses((status = 200, body = EngineIds, description = "the engines that got a chunk"),
               (status = 400, body = ErrorBody, description = "a bad body, values or targets"),
               (status = 404, body = ErrorBody, description = "no such engine"),
@@ -203,7 +207,7 @@ pub async fn inject_panic(
 
 /// Push one array as raw little-endian bytes (no JSON, no base64): the fast
 /// path for large data. `?dtype=float64&shape=200,300&targets=all`.
-#[utoipa::path(put, path = "/v1/namespace/{name}", params(("name" = String, Path, description = "The name to bind."), RawPushQuery),
+#[utoipa::path(put, path = "/v1/namespace/{name}", params(("name" = String, Path, description = "The name to bind.", example = "v"), RawPushQuery),
     request_body(content = Binary, content_type = "application/octet-stream",
                  description = "the items, little-endian, row-major (none for an array of no items)"),
     responses((status = 200, body = EngineIds, description = "the engines that hold the array now"),
@@ -241,7 +245,7 @@ pub async fn push_raw(
 
 /// Pull one engine's array as raw little-endian bytes; the dtype and shape
 /// come in the `x-wasmpar-dtype` and `x-wasmpar-shape` headers.
-#[utoipa::path(get, path = "/v1/namespace/{name}", params(("name" = String, Path, description = "The name to read."), RawPullQuery),
+#[utoipa::path(get, path = "/v1/namespace/{name}", params(("name" = String, Path, description = "The name to read.", example = "v"), RawPullQuery),
     responses((status = 200, body = Binary, content_type = "application/octet-stream", description = "the array's items, little-endian, row-major",
                headers(("x-wasmpar-dtype" = String, description = "numpy's name of the items' type"),
                        ("x-wasmpar-shape" = String, description = "the dimensions, comma-separated"))),
@@ -280,4 +284,19 @@ mod tests {
         assert!(wait_duration(f64::NAN).is_err());
         assert!(wait_duration(f64::INFINITY).is_err());
     }
+}
+
+/// An engine process joins (`wasmpar engine --connect`): a WebSocket that
+/// lasts as long as the process is part of the cluster.
+pub async fn connect_engine(State(s): State<Arc<AppState>>, ws: axum::extract::ws::WebSocketUpgrade) -> impl IntoResponse {
+    let controller = s.controller.clone();
+    ws.max_message_size(s.controller.limits().body_max)
+        .on_upgrade(move |socket| async move { controller.serve_engine_process(socket).await })
+}
+
+/// The bytes of an uploaded component, by digest (engine processes fetch
+/// each component once).
+pub async fn blob(State(s): State<Arc<AppState>>, ApiPath(digest): ApiPath<String>) -> ApiResult<impl IntoResponse> {
+    let bytes = s.controller.component_bytes(&digest)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes))
 }

@@ -15,7 +15,7 @@ pub use crate::wire::{ComponentInfo, ComponentList, EngineIds, EngineList, Funct
 pub struct UploadQuery {
     /// The name tasks will call it by: 1-128 letters, digits, `-`, `_` or
     /// `.`, and not `.` or `..`.
-    #[param(pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}|\.\.[A-Za-z0-9._-]{1,126})$")]
+    #[param(pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}|\.\.[A-Za-z0-9._-]{1,126})$", example = "seed")]
     pub name: String,
 }
 
@@ -32,7 +32,7 @@ pub struct InstallRequest {
 pub struct WaitQuery {
     /// Seconds to hold the answer until the task is finished (at most an
     /// hour is held; more counts as an hour).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, example = 0.5)]
     pub wait: Option<f64>,
 }
 
@@ -49,8 +49,10 @@ pub struct PushRequest {
 #[into_params(parameter_in = Query)]
 pub struct PullQuery {
     /// Which engines (API.md, Targets): `all` (the default), an id, `1,3`, or a slice such as `::2`.
+    #[param(example = "all")]
     pub targets: Option<String>,
     /// Comma-separated names.
+    #[param(example = "x")]
     pub names: String,
     /// `array` writes list-of-number values in the array form.
     #[param(inline)]
@@ -71,8 +73,10 @@ pub struct ScatterRequest {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GatherQuery {
+    #[param(example = "x")]
     pub name: String,
     /// Which engines (API.md, Targets): `all` (the default), an id, `1,3`, or a slice such as `::2`.
+    #[param(example = "all")]
     pub targets: Option<String>,
     /// `array` answers a list of numbers in the array form.
     #[param(inline)]
@@ -90,12 +94,13 @@ pub fn targets_query(t: &Option<String>) -> Targets {
 #[into_params(parameter_in = Query)]
 pub struct RawPushQuery {
     /// Which engines (API.md, Targets): `all` (the default), an id, `1,3`, or a slice such as `::2`.
+    #[param(example = "all")]
     pub targets: Option<String>,
     /// numpy's dtype name of the body's items (or its short code).
-    #[param(inline, value_type = DtypeName)]
+    #[param(inline, value_type = DtypeName, example = "float64")]
     pub dtype: String,
     /// Comma-separated dimensions (default: one dimension, all items).
-    #[param(pattern = r"^\s*\+?[0-9]+\s*(,\s*\+?[0-9]+\s*)*$")]
+    #[param(pattern = r"^\s*\+?[0-9]+\s*(,\s*\+?[0-9]+\s*)*$", example = "2")]
     pub shape: Option<String>,
 }
 
@@ -103,6 +108,7 @@ pub struct RawPushQuery {
 #[into_params(parameter_in = Query)]
 pub struct RawPullQuery {
     /// Exactly one engine.
+    #[param(example = "0")]
     pub targets: Option<String>,
 }
 

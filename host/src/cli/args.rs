@@ -26,17 +26,12 @@ pub fn parse_value(text: &str) -> Result<Json> {
 }
 
 fn numbers(inner: &str) -> Result<Vec<f64>> {
-    inner
-        .split(',')
-        .map(|p| p.trim().parse::<f64>().map_err(|_| anyhow!("{p:?} is not a number")))
-        .collect()
+    inner.split(',').map(|p| p.trim().parse::<f64>().map_err(|_| anyhow!("{p:?} is not a number"))).collect()
 }
 
 fn range(inner: &str) -> Result<Json> {
-    let n: Vec<i64> = inner
-        .split(',')
-        .map(|p| p.trim().parse::<i64>().map_err(|_| anyhow!("range: {p:?} is not an integer")))
-        .collect::<Result<_>>()?;
+    let n: Vec<i64> =
+        inner.split(',').map(|p| p.trim().parse::<i64>().map_err(|_| anyhow!("range: {p:?} is not an integer"))).collect::<Result<_>>()?;
     let (start, stop, step) = match n.as_slice() {
         [stop] => (0, *stop, 1),
         [start, stop] => (*start, *stop, 1),

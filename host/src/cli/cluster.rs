@@ -106,9 +106,7 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
         return start_daemon(cli, a, p, connection_file);
     }
     let config = ServerConfig {
-        engines: a
-            .engines
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        engines: a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         listen: a.listen,
         port: a.port,
         connection_file: connection_file.clone(),
@@ -116,10 +114,7 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
         fault_injection: a.enable_fault_injection,
     };
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let started = Instant::now();
         let server = Server::start(config).await?;
@@ -161,34 +156,22 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
 }
 
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMPAR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMPAR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Re-run `start` in the background and wait until its engines are ready:
 /// the connection file (written only when all engines are up) names the
 /// child's pid and its health answers.
-fn start_daemon(
-    cli: &Cli,
-    a: &StartArgs,
-    p: &Printer,
-    connection_file: PathBuf,
-) -> Result<ExitCode> {
+fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf) -> Result<ExitCode> {
     let started = Instant::now();
-    let _ = std::fs::remove_file(&connection_file);
-    let log = a
-        .log_file
-        .clone()
-        .unwrap_or_else(|| connection_file.with_extension("log"));
+    // The file stays: a restarted controller keeps its token (engine
+    // processes reconnect with it); readiness is the file naming our child.
+    let log = a.log_file.clone().unwrap_or_else(|| connection_file.with_extension("log"));
     if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let log_out =
-        std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
+    let log_out = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
     let log_err = log_out.try_clone()?;
     // The same command line minus --daemon; the connection file is passed
     // explicitly (once), whichever way this process found it.
@@ -204,14 +187,8 @@ fn start_daemon(
             args.push(arg);
         }
     }
-    let mut cmd =
-        std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
-    cmd.args(&args)
-        .arg("--connection-file")
-        .arg(&connection_file)
-        .stdin(std::process::Stdio::null())
-        .stdout(log_out)
-        .stderr(log_err);
+    let mut cmd = std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
+    cmd.args(&args).arg("--connection-file").arg(&connection_file).stdin(std::process::Stdio::null()).stdout(log_out).stderr(log_err);
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
@@ -224,14 +201,7 @@ fn start_daemon(
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             bail!(
                 "the server exited ({status}) before it was ready:\n{}",
-                tail.lines()
-                    .rev()
-                    .take(20)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
         if let Ok(info) = crate::api::connection::read(&connection_file) {
@@ -254,10 +224,7 @@ fn start_daemon(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!(
-                "the server was not ready within 120 s; see {}",
-                log.display()
-            );
+            bail!("the server was not ready within 120 s; see {}", log.display());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -271,9 +238,7 @@ pub fn stop(cli: &Cli, p: &Printer) -> Result<ExitCode> {
     // Wait for the process to go (its connection file goes with it).
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let alive = info
-            .as_ref()
-            .is_some_and(|i| unsafe { libc::kill(i.pid as i32, 0) } == 0);
+        let alive = info.as_ref().is_some_and(|i| unsafe { libc::kill(i.pid as i32, 0) } == 0);
         if !alive && !path.exists() {
             break;
         }

@@ -48,99 +48,49 @@ struct Row {
 
 pub fn run(a: &DemoArgs, p: &Printer) -> Result<ExitCode> {
     super::cluster::init_logging();
-    let n = a
-        .engines
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let n = a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if a.width == 0 || a.height == 0 {
         bail!("--width and --height must be positive");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let t0 = Instant::now();
-    let limits = Limits {
-        call_timeout: Duration::from_secs(600),
-        ..Limits::default()
-    };
+    let limits = Limits { call_timeout: Duration::from_secs(600), ..Limits::default() };
     let pool = EnginePool::start(Runtime::new(limits)?, n)?;
     let controller = Controller::new(pool);
-    rt.block_on(controller.upload(
-        "mandelbrot".into(),
-        bytes::Bytes::from_static(crate::examples::MANDELBROT_BYTES),
-    ))?;
+    rt.block_on(controller.upload("mandelbrot".into(), bytes::Bytes::from_static(crate::examples::MANDELBROT_BYTES)))?;
     let ready = t0.elapsed();
     if !p.json {
-        println!(
-            "wasmpar demo: {n} engines, Mandelbrot component compiled and ready in {:.0} ms",
-            ready.as_secs_f64() * 1e3
-        );
+        println!("wasmpar demo: {n} engines, Mandelbrot component compiled and ready in {:.0} ms", ready.as_secs_f64() * 1e3);
     }
 
     let mut rows = Vec::new();
     // The tutorial's grid: x = arange(-2, 1, 0.01), y = arange(-1, 1, 0.01), 80 iterations.
-    let (tx, ty) = (
-        arange_values(-2.0, 1.0, 0.01),
-        arange_values(-1.0, 1.0, 0.01),
-    );
+    let (tx, ty) = (arange_values(-2.0, 1.0, 0.01), arange_values(-1.0, 1.0, 0.01));
     let tutorial = Grid::new(&tx, &ty, 80);
     let name = format!("tutorial {}x{}, 80 iters", tx.len(), ty.len());
     let (serial, ref_counts) = rt.block_on(tutorial.by_rows(&controller, json!([0])))?;
-    rows.push(Row {
-        grid: name.clone(),
-        method: "one engine, row chunks",
-        engines: 1,
-        wall: serial,
-        serial,
-    });
+    rows.push(Row { grid: name.clone(), method: "one engine, row chunks", engines: 1, wall: serial, serial });
     let (wall, counts) = rt.block_on(tutorial.by_rows(&controller, json!("balanced")))?;
     check_same(&ref_counts, &counts)?;
-    rows.push(Row {
-        grid: name.clone(),
-        method: "balanced, row chunks",
-        engines: n,
-        wall,
-        serial,
-    });
+    rows.push(Row { grid: name.clone(), method: "balanced, row chunks", engines: n, wall, serial });
     let (wall, counts) = rt.block_on(tutorial.elementwise(&controller))?;
     check_same(&ref_counts, &counts)?;
-    rows.push(Row {
-        grid: name,
-        method: "map, one call per point",
-        engines: n,
-        wall,
-        serial,
-    });
+    rows.push(Row { grid: name, method: "map, one call per point", engines: n, wall, serial });
 
     // A grid large enough that the serial run takes a while.
     let step_x = 3.0 / a.width as f64;
     let step_y = 2.0 / a.height as f64;
     let (bx, by) = (
-        (0..a.width)
-            .map(|i| -2.0 + i as f64 * step_x)
-            .collect::<Vec<_>>(),
-        (0..a.height)
-            .map(|j| -1.0 + j as f64 * step_y)
-            .collect::<Vec<_>>(),
+        (0..a.width).map(|i| -2.0 + i as f64 * step_x).collect::<Vec<_>>(),
+        (0..a.height).map(|j| -1.0 + j as f64 * step_y).collect::<Vec<_>>(),
     );
     let big = Grid::new(&bx, &by, a.max_iters);
     let name = format!("{}x{}, {} iters", a.width, a.height, a.max_iters);
     let (serial, ref_counts) = rt.block_on(big.by_rows(&controller, json!([0])))?;
-    rows.push(Row {
-        grid: name.clone(),
-        method: "one engine, row chunks",
-        engines: 1,
-        wall: serial,
-        serial,
-    });
+    rows.push(Row { grid: name.clone(), method: "one engine, row chunks", engines: 1, wall: serial, serial });
     let (wall, counts) = rt.block_on(big.by_rows(&controller, json!("balanced")))?;
     check_same(&ref_counts, &counts)?;
-    rows.push(Row {
-        grid: name,
-        method: "balanced, row chunks",
-        engines: n,
-        wall,
-        serial,
-    });
+    rows.push(Row { grid: name, method: "balanced, row chunks", engines: n, wall, serial });
 
     write_png(&a.out, a.width, a.height, a.max_iters, &counts)?;
     controller.shutdown_engines();
@@ -148,16 +98,15 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<ExitCode> {
     if p.json {
         let table: Vec<Json> = rows
             .iter()
-            .map(|r| json!({"grid": r.grid, "method": r.method, "engines": r.engines, "wall_ms": r.wall.as_secs_f64() * 1e3,
-                            "speedup": r.serial.as_secs_f64() / r.wall.as_secs_f64()}))
+            .map(|r| {
+                json!({"grid": r.grid, "method": r.method, "engines": r.engines, "wall_ms": r.wall.as_secs_f64() * 1e3,
+                            "speedup": r.serial.as_secs_f64() / r.wall.as_secs_f64()})
+            })
             .collect();
         p.print_json(&json!({"engines": n, "ready_ms": ready.as_secs_f64() * 1e3, "runs": table, "image": a.out}));
     } else {
         println!();
-        println!(
-            "{:<28} {:<26} {:>7} {:>11} {:>9}",
-            "grid", "method", "engines", "wall", "speed-up"
-        );
+        println!("{:<28} {:<26} {:>7} {:>11} {:>9}", "grid", "method", "engines", "wall", "speed-up");
         for r in &rows {
             println!(
                 "{:<28} {:<26} {:>7} {:>8.1} ms {:>8.2}x",
@@ -168,10 +117,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<ExitCode> {
                 r.serial.as_secs_f64() / r.wall.as_secs_f64()
             );
         }
-        println!(
-            "\nall parallel results equal the serial ones; image written to {}",
-            a.out.display()
-        );
+        println!("\nall parallel results equal the serial ones; image written to {}", a.out.display());
         println!("(IPython Parallel in the tutorial: 886 ms serial, 238 ms with @parallel on 8 engines, for the 300x200 grid)");
     }
     Ok(ExitCode::SUCCESS)
@@ -189,22 +135,13 @@ struct Grid {
 impl Grid {
     fn new(xs: &[f64], ys: &[f64], max_iters: u32) -> Grid {
         let xs_flat: Vec<f64> = ys.iter().flat_map(|_| xs.iter().copied()).collect();
-        let ys_flat: Vec<f64> = ys
-            .iter()
-            .flat_map(|&y| std::iter::repeat_n(y, xs.len()))
-            .collect();
+        let ys_flat: Vec<f64> = ys.iter().flat_map(|&y| std::iter::repeat_n(y, xs.len())).collect();
         // Rows as 2-D array forms, as a numpy client would send them: the
         // engines turn each row into component values themselves, in parallel.
         let shape = [ys.len(), xs.len()];
         let xs_rows = ArrayForm::from_f64(shape.to_vec(), &xs_flat).to_json();
         let ys_rows = ArrayForm::from_f64(shape.to_vec(), &ys_flat).to_json();
-        Grid {
-            xs_rows,
-            ys_rows,
-            xs_flat,
-            ys_flat,
-            max_iters,
-        }
+        Grid { xs_rows, ys_rows, xs_flat, ys_flat, max_iters }
     }
 
     /// A map of `mandel-chunk` over rows: one call computes a whole row.
@@ -228,15 +165,7 @@ impl Grid {
         let spec = json!({"op": "map", "component": "mandelbrot", "function": "mandel",
                           "sequences": [self.xs_flat, self.ys_flat], "kwargs": {"max-iters": self.max_iters}, "targets": "all"});
         let (wall, result) = run_task(c, spec).await?;
-        Ok((
-            wall,
-            result
-                .as_array()
-                .context("no result")?
-                .iter()
-                .map(|v| v.as_u64().unwrap_or(0) as u32)
-                .collect(),
-        ))
+        Ok((wall, result.as_array().context("no result")?.iter().map(|v| v.as_u64().unwrap_or(0) as u32).collect()))
     }
 }
 
@@ -256,23 +185,13 @@ async fn run_task(c: &Arc<Controller>, spec: Json) -> Result<(Duration, Json)> {
 
 fn check_same(a: &[u32], b: &[u32]) -> Result<()> {
     if a != b {
-        bail!(
-            "parallel results differ from the serial ones ({} vs {} points)",
-            a.len(),
-            b.len()
-        );
+        bail!("parallel results differ from the serial ones ({} vs {} points)", a.len(), b.len());
     }
     Ok(())
 }
 
 /// Escape counts as a colour image: black inside the set, a blue-to-yellow ramp outside.
-fn write_png(
-    path: &PathBuf,
-    width: usize,
-    height: usize,
-    max_iters: u32,
-    counts: &[u32],
-) -> Result<()> {
+fn write_png(path: &PathBuf, width: usize, height: usize, max_iters: u32, counts: &[u32]) -> Result<()> {
     let mut rgb = Vec::with_capacity(width * height * 3);
     for &c in counts {
         if c >= max_iters {
@@ -285,8 +204,7 @@ fn write_png(
             rgb.extend_from_slice(&[r, g, b]);
         }
     }
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);

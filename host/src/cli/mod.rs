@@ -4,6 +4,7 @@
 mod args;
 mod cluster;
 mod demo;
+mod engine;
 mod npy;
 mod output;
 
@@ -48,8 +49,17 @@ pub enum Command {
     Start(cluster::StartArgs),
     /// Stop the cluster of the connection file.
     Stop,
-    /// List engines with their state, queue and completed counts.
-    Engines,
+    /// List engines with their state, host, queue and completed counts.
+    Engines {
+        /// Wait until at least N engines can take work (`rc.wait_for_engines(N)`).
+        #[arg(long, value_name = "N")]
+        wait: Option<usize>,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// An engine process joining a cluster (`ipengine`): `engine --connect URL -n K`.
+    Engine(engine::EngineArgs),
     /// Upload a component (the uploader): shows its exports and imports.
     Upload {
         file: PathBuf,
@@ -174,9 +184,7 @@ pub fn main() -> ExitCode {
 }
 
 fn connection_path(cli: &Cli) -> PathBuf {
-    cli.connection_file
-        .clone()
-        .unwrap_or_else(crate::api::connection::default_path)
+    cli.connection_file.clone().unwrap_or_else(crate::api::connection::default_path)
 }
 
 fn client(cli: &Cli) -> Result<Client> {
@@ -184,11 +192,7 @@ fn client(cli: &Cli) -> Result<Client> {
         return Ok(Client::new(url, token));
     }
     let path = connection_path(cli);
-    let mut info =
-        crate::api::connection::read(&path).map_err(|source| ClientError::NoConnection {
-            path: path.clone(),
-            source,
-        })?;
+    let mut info = crate::api::connection::read(&path).map_err(|source| ClientError::NoConnection { path: path.clone(), source })?;
     if let Some(url) = &cli.url {
         info.url = url.clone();
     }
@@ -207,29 +211,37 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
         Command::Start(a) => cluster::start(&cli, a, p),
         Command::Demo(a) => demo::run(a, p),
         Command::Stop => cluster::stop(&cli, p),
-        Command::Engines => {
-            let list = client(&cli)?.engines()?;
+        Command::Engines { wait, timeout } => {
+            let list = match wait {
+                Some(n) => engine::wait_for_engines(&cli, *n, *timeout)?,
+                None => client(&cli)?.engines()?,
+            };
             if p.json {
                 p.print_json(&list);
             } else {
                 println!(
-                    "{:>6}  {:<6} {:>7} {:>10} {:>9}  libraries",
-                    "engine", "state", "queued", "completed", "restarts"
+                    "{:>6}  {:<6} {:<6} {:<16} {:>8} {:>7} {:>10} {:>9}  labels / libraries",
+                    "engine", "state", "kind", "host", "pid", "queued", "completed", "restarts"
                 );
                 for e in &list.engines {
+                    let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).chain(e.libraries.iter().cloned()).collect();
                     println!(
-                        "{:>6}  {:<6} {:>7} {:>10} {:>9}  {}",
+                        "{:>6}  {:<6} {:<6} {:<16} {:>8} {:>7} {:>10} {:>9}  {}",
                         e.id,
                         e.state,
+                        e.kind,
+                        e.host,
+                        e.pid,
                         e.queued,
                         e.completed,
                         e.restarts,
-                        e.libraries.join(", ")
+                        labels.join(", ")
                     );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Engine(a) => engine::run_engine(&cli, a, p),
         Command::Upload { file, name } => upload(&cli, file, name.as_deref(), p),
         Command::Components => {
             let list = client(&cli)?.components()?;
@@ -247,11 +259,7 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
             if p.json {
                 p.print_json(&report);
             } else {
-                println!(
-                    "installed {component} on engines {} ({})",
-                    list_ids(&report.engines),
-                    report.interfaces.join(", ")
-                );
+                println!("installed {component} on engines {} ({})", list_ids(&report.engines), report.interfaces.join(", "));
                 for r in &report.replaced {
                     println!("  replaced {r}");
                 }
@@ -262,35 +270,18 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
         Command::Map(a) => call(&cli, "map", a, p, false),
         Command::Parallel(a) => call(&cli, "parallel", a, p, false),
         Command::Px(a) => call(&cli, "apply", a, p, true),
-        Command::Push {
-            assignments,
-            targets,
-        } => {
+        Command::Push { assignments, targets } => {
             let c = client(&cli)?;
             let mut values = Map::new();
             let mut names = Vec::new();
             let mut answer = None;
             for a in assignments {
                 // NAME=@file.npy goes as raw bytes through the binary route.
-                if let Some((name, path)) = a.split_once("=@").filter(|(_, p)| p.ends_with(".npy"))
-                {
+                if let Some((name, path)) = a.split_once("=@").filter(|(_, p)| p.ends_with(".npy")) {
                     let arr = npy::read(path)?;
-                    let shape = arr
-                        .shape
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let query = format!(
-                        "dtype={}&shape={}&targets={}",
-                        urlencode(&arr.descr),
-                        urlencode(&shape),
-                        urlencode(targets)
-                    );
-                    answer = Some(c.put_bytes(
-                        &format!("/v1/namespace/{}?{query}", urlencode(name)),
-                        arr.data,
-                    )?);
+                    let shape = arr.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+                    let query = format!("dtype={}&shape={}&targets={}", urlencode(&arr.descr), urlencode(&shape), urlencode(targets));
+                    answer = Some(c.put_bytes(&format!("/v1/namespace/{}?{query}", urlencode(name)), arr.data)?);
                 } else {
                     let (k, val) = args::parse_assignment(a)?;
                     values.insert(k, val);
@@ -300,33 +291,18 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
             if !values.is_empty() {
                 answer = Some(c.push(&args::parse_targets(targets), &values)?);
             }
-            let Some(answer) = answer else {
-                bail!("push needs NAME=VALUE or NAME=@file.npy")
-            };
+            let Some(answer) = answer else { bail!("push needs NAME=VALUE or NAME=@file.npy") };
             if p.json {
                 p.print_json(&answer);
             } else {
-                println!(
-                    "pushed {} to engines {}",
-                    names.join(", "),
-                    list_ids(&answer.engines)
-                );
+                println!("pushed {} to engines {}", names.join(", "), list_ids(&answer.engines));
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pull {
-            names,
-            targets,
-            npy: Some(file),
-        } => {
-            let [name] = names.as_slice() else {
-                bail!("--npy saves one name")
-            };
-            let (dtype, shape, bytes) = client(&cli)?.get_bytes(&format!(
-                "/v1/namespace/{}?targets={}",
-                urlencode(name),
-                urlencode(targets)
-            ))?;
+        Command::Pull { names, targets, npy: Some(file) } => {
+            let [name] = names.as_slice() else { bail!("--npy saves one name") };
+            let (dtype, shape, bytes) =
+                client(&cli)?.get_bytes(&format!("/v1/namespace/{}?targets={}", urlencode(name), urlencode(targets)))?;
             let descr = match dtype.as_str() {
                 "float64" => "<f8",
                 "int64" => "<i8",
@@ -341,47 +317,25 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pull {
-            names,
-            targets,
-            npy: None,
-        } => {
+        Command::Pull { names, targets, npy: None } => {
             let answer = client(&cli)?.pull(targets, names)?;
             if p.json {
                 p.print_json(&answer);
             } else {
                 for (e, vals) in answer.engines.iter().zip(&answer.values) {
-                    let shown: Vec<String> = names
-                        .iter()
-                        .map(|n| short(vals.get(n).unwrap_or(&Json::Null)))
-                        .collect();
-                    let body = if names.len() == 1 {
-                        shown[0].clone()
-                    } else {
-                        format!("[{}]", shown.join(", "))
-                    };
+                    let shown: Vec<String> = names.iter().map(|n| short(vals.get(n).unwrap_or(&Json::Null))).collect();
+                    let body = if names.len() == 1 { shown[0].clone() } else { format!("[{}]", shown.join(", ")) };
                     println!("{} {body}", p.dim(&format!("[{e}]")));
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scatter {
-            name,
-            values,
-            targets,
-        } => {
-            let answer = client(&cli)?.scatter(
-                name,
-                &args::parse_value(values)?,
-                &args::parse_targets(targets),
-            )?;
+        Command::Scatter { name, values, targets } => {
+            let answer = client(&cli)?.scatter(name, &args::parse_value(values)?, &args::parse_targets(targets))?;
             if p.json {
                 p.print_json(&answer);
             } else {
-                println!(
-                    "scattered {name} over engines {}",
-                    list_ids(&answer.engines)
-                );
+                println!("scattered {name} over engines {}", list_ids(&answer.engines));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -417,10 +371,7 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
 }
 
 fn list_ids(ids: &[usize]) -> String {
-    ids.iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    ids.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn status_name(s: Status) -> &'static str {
@@ -436,11 +387,7 @@ fn status_name(s: Status) -> &'static str {
 
 fn print_component(c: &ComponentInfo, p: &Printer) {
     let digest = &c.digest[..12.min(c.digest.len())];
-    println!(
-        "{} {}",
-        p.bold(&c.name),
-        p.dim(&format!("sha256:{digest} ({} bytes)", c.size))
-    );
+    println!("{} {}", p.bold(&c.name), p.dim(&format!("sha256:{digest} ({} bytes)", c.size)));
     for f in &c.exports {
         println!("  export {}: {}", f.name, f.signature);
     }
@@ -448,24 +395,10 @@ fn print_component(c: &ComponentInfo, p: &Printer) {
         println!("  export interface {i}");
     }
     for i in &c.import_sources {
-        let lib = i
-            .library
-            .as_ref()
-            .map(|l| format!(" ({l})"))
-            .unwrap_or_default();
-        let src = serde_json::to_value(i.source)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let lib = i.library.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+        let src = serde_json::to_value(i.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let line = format!("  import {} ← {src}{lib}", i.name);
-        println!(
-            "{}",
-            if i.source == ImportSource::Unresolved {
-                p.red(&line)
-            } else {
-                line
-            }
-        );
+        println!("{}", if i.source == ImportSource::Unresolved { p.red(&line) } else { line });
     }
 }
 
@@ -473,11 +406,7 @@ fn upload(cli: &Cli, file: &std::path::Path, name: Option<&str>, p: &Printer) ->
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = match name {
         Some(n) => n.to_string(),
-        None => file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(|s| s.replace('_', "-"))
-            .context("give --name")?,
+        None => file.file_stem().and_then(|s| s.to_str()).map(|s| s.replace('_', "-")).context("give --name")?,
     };
     let total = bytes.len() as u64;
     let bar = if p.json || total < (1 << 20) {
@@ -485,10 +414,8 @@ fn upload(cli: &Cli, file: &std::path::Path, name: Option<&str>, p: &Printer) ->
     } else {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message(format!("uploading {name}"));
         b
@@ -511,12 +438,7 @@ fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<Exit
         let (k, v) = args::parse_assignment(kw)?;
         kwargs.insert(k, v);
     }
-    let values: Vec<Json> = a
-        .args
-        .iter()
-        .chain(&a.seqs)
-        .map(|s| args::parse_value(s))
-        .collect::<Result<_>>()?;
+    let values: Vec<Json> = a.args.iter().chain(&a.seqs).map(|s| args::parse_value(s)).collect::<Result<_>>()?;
     let mut task = json!({
         "op": op, "component": component, "function": function,
         "targets": args::parse_targets(&a.targets), "kwargs": kwargs,
@@ -553,32 +475,19 @@ fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<Exit
     let finished = wait_with_progress(&client, &id, &submitted, p)?;
     // %px numbers outputs Out[engine:count]; the engine's completed jobs serve as the count.
     let counts = if px { client.engines().ok() } else { None };
-    Ok(show_task(
-        &finished,
-        p,
-        px,
-        a.save_images.as_deref(),
-        counts.as_ref(),
-    ))
+    Ok(show_task(&finished, p, px, a.save_images.as_deref(), counts.as_ref()))
 }
 
 /// Poll the task (long-poll, no busy loop) with a progress bar on long maps.
-fn wait_with_progress(
-    client: &Client,
-    id: &str,
-    first: &TaskView,
-    p: &Printer,
-) -> Result<TaskView> {
+fn wait_with_progress(client: &Client, id: &str, first: &TaskView, p: &Printer) -> Result<TaskView> {
     let total = first.progress.total as u64;
     let bar = if p.json || total < 2 {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "[{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         // Only worth drawing if the task takes a while.
         b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -599,23 +508,13 @@ fn wait_with_progress(
     Ok(task)
 }
 
-fn show_task(
-    task: &TaskView,
-    p: &Printer,
-    px: bool,
-    save_images: Option<&std::path::Path>,
-    engines_now: Option<&EngineList>,
-) -> ExitCode {
+fn show_task(task: &TaskView, p: &Printer, px: bool, save_images: Option<&std::path::Path>, engines_now: Option<&EngineList>) -> ExitCode {
     if let Some(dir) = save_images {
         save_task_images(task, dir);
     }
     if p.json {
         p.print_json(task);
-        return if task.status == Status::Done {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return if task.status == Status::Done { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     p.outputs(task);
     match task.status {
@@ -640,13 +539,7 @@ fn show_task(
             ExitCode::SUCCESS
         }
         Status::Pending | Status::Running => {
-            println!(
-                "task {} is {}: {}/{} done",
-                task.id,
-                status_name(task.status),
-                task.progress.done,
-                task.progress.total
-            );
+            println!("task {} is {}: {}/{} done", task.id, status_name(task.status), task.progress.done, task.progress.total);
             ExitCode::SUCCESS
         }
         Status::Failed | Status::Cancelled | Status::Lost => {

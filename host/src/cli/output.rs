@@ -15,8 +15,7 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(json: bool) -> Printer {
-        let color =
-            !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Printer { json, color }
     }
 
@@ -61,11 +60,7 @@ impl Printer {
                 }
                 let lines: Vec<&str> = text.trim_end_matches('\n').lines().collect();
                 let tag = format!("[{label}:{e}]");
-                let tag = if label == "stderr" {
-                    self.red(&tag)
-                } else {
-                    self.dim(&tag)
-                };
+                let tag = if label == "stderr" { self.red(&tag) } else { self.dim(&tag) };
                 if lines.len() == 1 {
                     println!("{tag} {}", lines[0]);
                 } else {
@@ -77,10 +72,7 @@ impl Printer {
             }
             let n = o.images.len();
             if n > 0 {
-                println!(
-                    "{} {n} image(s) (use --save-images DIR to write them)",
-                    self.dim(&format!("[output:{e}]"))
-                );
+                println!("{} {n} image(s) (use --save-images DIR to write them)", self.dim(&format!("[output:{e}]")));
             }
         }
     }
@@ -88,11 +80,7 @@ impl Printer {
     /// The error of a failed task, one block per engine.
     pub fn error(&self, task: &TaskView) {
         let Some(err) = &task.error else {
-            eprintln!(
-                "{} the task ended as {:?} without an error",
-                self.red("Error:"),
-                task.status
-            );
+            eprintln!("{} the task ended as {:?} without an error", self.red("Error:"), task.status);
             return;
         };
         let kind = err.kind.as_str();
@@ -101,17 +89,10 @@ impl Printer {
             return;
         }
         if err.errors.len() > 1 {
-            eprintln!(
-                "{}",
-                self.red(&format!("{kind}: {} engines failed", err.errors.len()))
-            );
+            eprintln!("{}", self.red(&format!("{kind}: {} engines failed", err.errors.len())));
         }
         for e in &err.errors {
-            eprintln!(
-                "{} {}",
-                self.red(&format!("[{}:{}]", e.engine, e.function)),
-                e.message
-            );
+            eprintln!("{} {}", self.red(&format!("[{}:{}]", e.engine, e.function)), e.message);
             for l in e.trace.lines() {
                 eprintln!("    {}", self.dim(l));
             }

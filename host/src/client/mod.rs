@@ -14,26 +14,18 @@ use serde_json::Value as Json;
 
 use crate::api::connection::{self, ConnectionInfo};
 use crate::wire::{
-    ComponentInfo, ComponentList, EngineIds, EngineList, ErrorBody, GatherAnswer, Health,
-    InstallReport, PullAnswer, TaskView,
+    ComponentInfo, ComponentList, EngineIds, EngineList, ErrorBody, GatherAnswer, Health, InstallReport, PullAnswer, TaskView,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("no cluster found: cannot read the connection file {path}: {source}. Start one with `wasmpar start`, or pass --connection-file / --url and --token")]
-    NoConnection {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    NoConnection { path: PathBuf, source: std::io::Error },
     #[error("cannot reach the cluster at {url}: {source}")]
     Unreachable { url: String, source: reqwest::Error },
     /// The server answered with an error body.
     #[error("{kind}: {message}")]
-    Api {
-        status: u16,
-        kind: String,
-        message: String,
-    },
+    Api { status: u16, kind: String, message: String },
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
 }
@@ -48,23 +40,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str, token: &str) -> Client {
-        let http = Http::builder()
-            .timeout(None::<Duration>)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| Http::new());
-        Client {
-            url: url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            http,
-        }
+        let http =
+            Http::builder().timeout(None::<Duration>).connect_timeout(Duration::from_secs(10)).build().unwrap_or_else(|_| Http::new());
+        Client { url: url.trim_end_matches('/').to_string(), token: token.to_string(), http }
     }
 
     pub fn from_connection_file(path: &Path) -> Result<Client> {
-        let info = connection::read(path).map_err(|source| ClientError::NoConnection {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let info = connection::read(path).map_err(|source| ClientError::NoConnection { path: path.to_path_buf(), source })?;
         Ok(Client::from_info(&info))
     }
 
@@ -73,39 +55,23 @@ impl Client {
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}{}", self.url, path))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}{}", self.url, path)).bearer_auth(&self.token)
     }
 
     fn send(&self, rb: RequestBuilder) -> Result<Response> {
-        let resp = rb.send().map_err(|source| ClientError::Unreachable {
-            url: self.url.clone(),
-            source,
-        })?;
+        let resp = rb.send().map_err(|source| ClientError::Unreachable { url: self.url.clone(), source })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
         match resp.json::<ErrorBody>() {
-            Ok(body) => Err(ClientError::Api {
-                status,
-                kind: body.error.kind,
-                message: body.error.message,
-            }),
-            Err(_) => Err(ClientError::Api {
-                status,
-                kind: "HttpError".into(),
-                message: format!("HTTP {status}"),
-            }),
+            Ok(body) => Err(ClientError::Api { status, kind: body.error.kind, message: body.error.message }),
+            Err(_) => Err(ClientError::Api { status, kind: "HttpError".into(), message: format!("HTTP {status}") }),
         }
     }
 
     fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
-        let body = self
-            .send(rb)?
-            .bytes()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = self.send(rb)?.bytes().map_err(|e| ClientError::Protocol(e.to_string()))?;
         // An empty answer (202, 204) reads as JSON null.
         let body: &[u8] = if body.is_empty() { b"null" } else { &body };
         serde_json::from_slice(body).map_err(|e| ClientError::Protocol(e.to_string()))
@@ -132,87 +98,47 @@ impl Client {
     }
 
     pub fn install(&self, component: &str, targets: &Json) -> Result<InstallReport> {
-        self.post(
-            "/v1/install",
-            &serde_json::json!({"component": component, "targets": targets}),
-        )
+        self.post("/v1/install", &serde_json::json!({"component": component, "targets": targets}))
     }
 
-    pub fn push(
-        &self,
-        targets: &Json,
-        values: &serde_json::Map<String, Json>,
-    ) -> Result<EngineIds> {
-        self.put(
-            "/v1/namespace",
-            &serde_json::json!({"targets": targets, "values": values}),
-        )
+    pub fn push(&self, targets: &Json, values: &serde_json::Map<String, Json>) -> Result<EngineIds> {
+        self.put("/v1/namespace", &serde_json::json!({"targets": targets, "values": values}))
     }
 
     pub fn pull(&self, targets: &str, names: &[String]) -> Result<PullAnswer> {
-        self.get(&format!(
-            "/v1/namespace?targets={}&names={}",
-            urlencode(targets),
-            urlencode(&names.join(","))
-        ))
+        self.get(&format!("/v1/namespace?targets={}&names={}", urlencode(targets), urlencode(&names.join(","))))
     }
 
     pub fn scatter(&self, name: &str, values: &Json, targets: &Json) -> Result<EngineIds> {
-        self.post(
-            "/v1/scatter",
-            &serde_json::json!({"name": name, "values": values, "targets": targets}),
-        )
+        self.post("/v1/scatter", &serde_json::json!({"name": name, "values": values, "targets": targets}))
     }
 
     pub fn gather(&self, name: &str, targets: &str) -> Result<GatherAnswer> {
-        self.get(&format!(
-            "/v1/gather?name={}&targets={}",
-            urlencode(name),
-            urlencode(targets)
-        ))
+        self.get(&format!("/v1/gather?name={}&targets={}", urlencode(name), urlencode(targets)))
     }
 
     pub fn cancel(&self, id: &str) -> Result<TaskView> {
-        self.json(self.req(
-            reqwest::Method::DELETE,
-            &format!("/v1/tasks/{}", urlencode(id)),
-        ))
+        self.json(self.req(reqwest::Method::DELETE, &format!("/v1/tasks/{}", urlencode(id))))
     }
 
     /// GET raw bytes (the binary namespace route): dtype, shape and bytes.
     pub fn get_bytes(&self, path: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
         let resp = self.send(self.req(reqwest::Method::GET, path))?;
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(String::from)
-        };
-        let dtype = header("x-wasmpar-dtype")
-            .ok_or_else(|| ClientError::Protocol("no x-wasmpar-dtype header".into()))?;
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
+        let dtype = header("x-wasmpar-dtype").ok_or_else(|| ClientError::Protocol("no x-wasmpar-dtype header".into()))?;
         let shape = header("x-wasmpar-shape")
             .unwrap_or_default()
             .split(',')
             .filter(|d| !d.is_empty())
-            .map(|d| {
-                d.parse::<usize>()
-                    .map_err(|_| ClientError::Protocol(format!("bad shape {d:?}")))
-            })
+            .map(|d| d.parse::<usize>().map_err(|_| ClientError::Protocol(format!("bad shape {d:?}"))))
             .collect::<Result<Vec<_>>>()?;
-        let bytes = resp
-            .bytes()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_vec();
+        let bytes = resp.bytes().map_err(|e| ClientError::Protocol(e.to_string()))?.to_vec();
         Ok((dtype, shape, bytes))
     }
 
     /// PUT raw bytes (the binary namespace route).
     pub fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<EngineIds> {
-        self.json(
-            self.req(reqwest::Method::PUT, path)
-                .header("content-type", "application/octet-stream")
-                .body(bytes),
-        )
+        self.json(self.req(reqwest::Method::PUT, path).header("content-type", "application/octet-stream").body(bytes))
     }
 
     pub fn delete(&self, path: &str) -> Result<Option<Json>> {
@@ -220,9 +146,7 @@ impl Client {
         if resp.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        resp.json()
-            .map(Some)
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+        resp.json().map(Some).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     pub fn health(&self) -> Result<Health> {
@@ -230,25 +154,12 @@ impl Client {
     }
 
     /// Upload a component's bytes; `progress` is told how many bytes went out.
-    pub fn upload(
-        &self,
-        name: &str,
-        bytes: Vec<u8>,
-        progress: impl Fn(u64) + Send + 'static,
-    ) -> Result<ComponentInfo> {
+    pub fn upload(&self, name: &str, bytes: Vec<u8>, progress: impl Fn(u64) + Send + 'static) -> Result<ComponentInfo> {
         let total = bytes.len() as u64;
-        let reader = ProgressReader {
-            inner: std::io::Cursor::new(bytes),
-            sent: 0,
-            progress: Box::new(progress),
-        };
+        let reader = ProgressReader { inner: std::io::Cursor::new(bytes), sent: 0, progress: Box::new(progress) };
         let body = reqwest::blocking::Body::sized(reader, total);
         let path = format!("/v1/components?name={}", urlencode(name));
-        self.json(
-            self.req(reqwest::Method::POST, &path)
-                .header("content-type", "application/wasm")
-                .body(body),
-        )
+        self.json(self.req(reqwest::Method::POST, &path).header("content-type", "application/wasm").body(body))
     }
 
     pub fn submit(&self, task: &Json) -> Result<TaskView> {
@@ -283,9 +194,7 @@ pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

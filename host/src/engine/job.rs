@@ -89,21 +89,54 @@ pub struct BalancedWork {
     /// Set after a failure: no new batches are taken, running ones finish.
     pub stop: AtomicBool,
     pub sink: mpsc::UnboundedSender<BatchOutcome>,
+    /// How often a batch whose engine was lost runs again elsewhere.
+    pub retries: usize,
+    /// Batches given back after their engine was lost: (index, calls, attempt).
+    pub requeued: Mutex<Vec<(usize, Vec<Vec<Arg>>, usize)>>,
 }
 
 impl BalancedWork {
+    pub fn new(spec: CallSpec, batches: Vec<Vec<Vec<Arg>>>, sink: mpsc::UnboundedSender<BatchOutcome>, retries: usize) -> BalancedWork {
+        BalancedWork {
+            spec,
+            batches: batches.into_iter().map(|b| Mutex::new(Some(b))).collect(),
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            sink,
+            retries,
+            requeued: Mutex::new(Vec::new()),
+        }
+    }
+
     /// The next batch nobody has taken, with its index.
     pub fn take(&self) -> Option<(usize, Vec<Vec<Arg>>)> {
+        self.take_attempt().map(|(i, calls, _)| (i, calls))
+    }
+
+    /// The next batch, with how many times it ran before (on lost engines).
+    pub fn take_attempt(&self) -> Option<(usize, Vec<Vec<Arg>>, usize)> {
+        if self.spec.control.is_cancelled() || self.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(again) = self.requeued.lock().pop() {
+            return Some(again);
+        }
         loop {
-            if self.spec.control.is_cancelled() || self.stop.load(Ordering::SeqCst) {
-                return None;
-            }
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             let slot = self.batches.get(i)?;
             if let Some(calls) = slot.lock().take() {
-                return Some((i, calls));
+                return Some((i, calls, 0));
             }
         }
+    }
+
+    /// Give a batch back to run elsewhere (its engine was lost).
+    pub fn requeue(&self, index: usize, calls: Vec<Vec<Arg>>, attempt: usize) {
+        self.requeued.lock().push((index, calls, attempt));
+    }
+
+    pub fn has_requeued(&self) -> bool {
+        !self.requeued.lock().is_empty()
     }
 }
 

@@ -59,12 +59,7 @@ impl<T: Copy> AsRef<[u8]> for ArcLe<T> {
         // SAFETY: `T` is f64 or i64 (plain numbers without padding); on a
         // little-endian host their memory is exactly their LE bytes, and the
         // Arc keeps it alive as long as the body holds this owner.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.0.as_ptr().cast::<u8>(),
-                std::mem::size_of_val(self.0.as_slice()),
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), std::mem::size_of_val(self.0.as_slice())) }
     }
 }
 
@@ -126,9 +121,7 @@ fn nested_shape(v: &Json) -> Option<(Vec<usize>, bool)> {
 
 fn flatten_numbers(v: &Json, out_f: &mut Vec<f64>, out_i: &mut Vec<i64>, ints: bool) {
     match v {
-        Json::Array(items) => items
-            .iter()
-            .for_each(|i| flatten_numbers(i, out_f, out_i, ints)),
+        Json::Array(items) => items.iter().for_each(|i| flatten_numbers(i, out_f, out_i, ints)),
         Json::Number(n) if ints => out_i.push(n.as_i64().unwrap_or_default()),
         Json::Number(n) => out_f.push(n.as_f64().unwrap_or_default()),
         _ => {}
@@ -150,12 +143,9 @@ impl NsValue {
             },
             Json::String(s) => NsValue::Text(s.clone()),
             Json::Array(items) if items.is_empty() => NsValue::IntList(Arc::new(Vec::new())),
-            Json::Array(items) if items.iter().all(Json::is_string) => NsValue::TextList(Arc::new(
-                items
-                    .iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect(),
-            )),
+            Json::Array(items) if items.iter().all(Json::is_string) => {
+                NsValue::TextList(Arc::new(items.iter().filter_map(|s| s.as_str().map(String::from)).collect()))
+            }
             Json::Array(_) => match nested_shape(v) {
                 Some((shape, ints)) => {
                     let (mut f, mut i) = (Vec::new(), Vec::new());
@@ -163,14 +153,8 @@ impl NsValue {
                     match (shape.len(), ints) {
                         (1, true) => NsValue::IntList(Arc::new(i)),
                         (1, false) => NsValue::FloatList(Arc::new(f)),
-                        (_, true) => NsValue::IntArray {
-                            shape,
-                            data: Arc::new(i),
-                        },
-                        (_, false) => NsValue::FloatArray {
-                            shape,
-                            data: Arc::new(f),
-                        },
+                        (_, true) => NsValue::IntArray { shape, data: Arc::new(i) },
+                        (_, false) => NsValue::FloatArray { shape, data: Arc::new(f) },
                     }
                 }
                 None => NsValue::Json(v.to_string()),
@@ -189,9 +173,7 @@ impl NsValue {
             return match a.get(0) {
                 crate::value::Num::F(f) => NsValue::Float(f),
                 crate::value::Num::I(i) => NsValue::Int(i),
-                crate::value::Num::U(u) => {
-                    i64::try_from(u).map_or(NsValue::Float(u as f64), NsValue::Int)
-                }
+                crate::value::Num::U(u) => i64::try_from(u).map_or(NsValue::Float(u as f64), NsValue::Int),
                 crate::value::Num::B(b) => NsValue::Bool(b),
             };
         }
@@ -201,14 +183,7 @@ impl NsValue {
         }
         if a.dtype.is_float() {
             let data = Arc::new(a.to_f64());
-            return if one_d {
-                NsValue::FloatList(data)
-            } else {
-                NsValue::FloatArray {
-                    shape: a.shape,
-                    data,
-                }
-            };
+            return if one_d { NsValue::FloatList(data) } else { NsValue::FloatArray { shape: a.shape, data } };
         }
         match a.to_i64() {
             Some(ints) => {
@@ -216,10 +191,7 @@ impl NsValue {
                 if one_d {
                     NsValue::IntList(data)
                 } else {
-                    NsValue::IntArray {
-                        shape: a.shape,
-                        data,
-                    }
+                    NsValue::IntArray { shape: a.shape, data }
                 }
             }
             // uint64 beyond i64: keep the values exactly, as floats would not.
@@ -235,19 +207,12 @@ impl NsValue {
             NsValue::Int(i) => Json::from(*i),
             NsValue::Float(f) => float_to_json(*f),
             NsValue::Text(s) => Json::String(s.clone()),
-            NsValue::Bytes(b) => ArrayForm {
-                dtype: Dtype::U8,
-                shape: vec![b.len()],
-                data: b.to_vec(),
-            }
-            .to_json(),
+            NsValue::Bytes(b) => ArrayForm { dtype: Dtype::U8, shape: vec![b.len()], data: b.to_vec() }.to_json(),
             NsValue::IntList(v) if arr => ArrayForm::from_i64(vec![v.len()], v).to_json(),
             NsValue::FloatList(v) if arr => ArrayForm::from_f64(vec![v.len()], v).to_json(),
             NsValue::IntList(v) => Json::Array(v.iter().map(|&i| Json::from(i)).collect()),
             NsValue::FloatList(v) => Json::Array(v.iter().map(|&f| float_to_json(f)).collect()),
-            NsValue::TextList(v) => {
-                Json::Array(v.iter().map(|s| Json::String(s.clone())).collect())
-            }
+            NsValue::TextList(v) => Json::Array(v.iter().map(|s| Json::String(s.clone())).collect()),
             NsValue::FloatArray { shape, data } => {
                 let a = ArrayForm::from_f64(shape.clone(), data);
                 if arr {
@@ -264,9 +229,7 @@ impl NsValue {
                     a.to_nested_json()
                 }
             }
-            NsValue::Json(text) => {
-                serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
-            }
+            NsValue::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
         }
     }
 
@@ -277,9 +240,7 @@ impl NsValue {
             NsValue::IntList(v) => v.len(),
             NsValue::FloatList(v) => v.len(),
             NsValue::TextList(v) => v.len(),
-            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } => {
-                shape.first().copied().unwrap_or(0)
-            }
+            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } => shape.first().copied().unwrap_or(0),
             _ => return None,
         })
     }
@@ -304,19 +265,13 @@ impl NsValue {
                 let r = row(shape);
                 let mut s = shape.clone();
                 s[0] = end - start;
-                NsValue::FloatArray {
-                    shape: s,
-                    data: Arc::new(data[start * r..end * r].to_vec()),
-                }
+                NsValue::FloatArray { shape: s, data: Arc::new(data[start * r..end * r].to_vec()) }
             }
             NsValue::IntArray { shape, data } => {
                 let r = row(shape);
                 let mut s = shape.clone();
                 s[0] = end - start;
-                NsValue::IntArray {
-                    shape: s,
-                    data: Arc::new(data[start * r..end * r].to_vec()),
-                }
+                NsValue::IntArray { shape: s, data: Arc::new(data[start * r..end * r].to_vec()) }
             }
             _ => return None,
         })
@@ -326,10 +281,7 @@ impl NsValue {
     /// dtype and shape; `None` for other values.
     pub fn to_raw(&self) -> Option<(Dtype, Vec<usize>, bytes::Bytes)> {
         #[cfg(target_endian = "little")]
-        fn le<T: Copy + Send + Sync + 'static, const N: usize>(
-            xs: &Arc<Vec<T>>,
-            _: impl Fn(T) -> [u8; N],
-        ) -> bytes::Bytes {
+        fn le<T: Copy + Send + Sync + 'static, const N: usize>(xs: &Arc<Vec<T>>, _: impl Fn(T) -> [u8; N]) -> bytes::Bytes {
             bytes::Bytes::from_owner(ArcLe(xs.clone()))
         }
         #[cfg(not(target_endian = "little"))]
@@ -341,19 +293,11 @@ impl NsValue {
             out.into()
         }
         Some(match self {
-            NsValue::Bytes(b) => (
-                Dtype::U8,
-                vec![b.len()],
-                bytes::Bytes::from_owner(ArcBytes(b.clone())),
-            ),
+            NsValue::Bytes(b) => (Dtype::U8, vec![b.len()], bytes::Bytes::from_owner(ArcBytes(b.clone()))),
             NsValue::FloatList(v) => (Dtype::F64, vec![v.len()], le(v, f64::to_le_bytes)),
             NsValue::IntList(v) => (Dtype::I64, vec![v.len()], le(v, i64::to_le_bytes)),
-            NsValue::FloatArray { shape, data } => {
-                (Dtype::F64, shape.clone(), le(data, f64::to_le_bytes))
-            }
-            NsValue::IntArray { shape, data } => {
-                (Dtype::I64, shape.clone(), le(data, i64::to_le_bytes))
-            }
+            NsValue::FloatArray { shape, data } => (Dtype::F64, shape.clone(), le(data, f64::to_le_bytes)),
+            NsValue::IntArray { shape, data } => (Dtype::I64, shape.clone(), le(data, i64::to_le_bytes)),
             _ => return None,
         })
     }
@@ -387,14 +331,8 @@ impl NsValue {
             NsValue::IntList(v) => WitValue::IntList(v.to_vec()),
             NsValue::FloatList(v) => WitValue::FloatList(v.to_vec()),
             NsValue::TextList(v) => WitValue::TextList(v.to_vec()),
-            NsValue::FloatArray { shape, data } => WitValue::FloatArray(F64Array {
-                shape: shape64(shape),
-                data: data.to_vec(),
-            }),
-            NsValue::IntArray { shape, data } => WitValue::IntArray(S64Array {
-                shape: shape64(shape),
-                data: data.to_vec(),
-            }),
+            NsValue::FloatArray { shape, data } => WitValue::FloatArray(F64Array { shape: shape64(shape), data: data.to_vec() }),
+            NsValue::IntArray { shape, data } => WitValue::IntArray(S64Array { shape: shape64(shape), data: data.to_vec() }),
             NsValue::Json(s) => WitValue::Json(s.clone()),
         }
     }
@@ -420,14 +358,8 @@ impl NsValue {
             WitValue::IntList(v) => NsValue::IntList(Arc::new(v)),
             WitValue::FloatList(v) => NsValue::FloatList(Arc::new(v)),
             WitValue::TextList(v) => NsValue::TextList(Arc::new(v)),
-            WitValue::FloatArray(a) => NsValue::FloatArray {
-                shape: shape_of(a.shape, a.data.len())?,
-                data: Arc::new(a.data),
-            },
-            WitValue::IntArray(a) => NsValue::IntArray {
-                shape: shape_of(a.shape, a.data.len())?,
-                data: Arc::new(a.data),
-            },
+            WitValue::FloatArray(a) => NsValue::FloatArray { shape: shape_of(a.shape, a.data.len())?, data: Arc::new(a.data) },
+            WitValue::IntArray(a) => NsValue::IntArray { shape: shape_of(a.shape, a.data.len())?, data: Arc::new(a.data) },
             WitValue::Json(s) => NsValue::Json(s),
         })
     }
@@ -443,22 +375,14 @@ impl NsValue {
                 for p in parts {
                     match p {
                         NsValue::$variant(v) => out.extend_from_slice(v),
-                        other => {
-                            return Err(format!(
-                                "cannot gather a {} with a {}",
-                                first.kind(),
-                                other.kind()
-                            ))
-                        }
+                        other => return Err(format!("cannot gather a {} with a {}", first.kind(), other.kind())),
                     }
                 }
                 NsValue::$variant(Arc::new(out))
             }};
         }
         // Mixed int/float lists (e.g. an empty chunk typed as ints) widen to floats.
-        let all_numeric_lists = parts
-            .iter()
-            .all(|p| matches!(p, NsValue::IntList(_) | NsValue::FloatList(_)));
+        let all_numeric_lists = parts.iter().all(|p| matches!(p, NsValue::IntList(_) | NsValue::FloatList(_)));
         if all_numeric_lists && parts.iter().any(|p| matches!(p, NsValue::FloatList(_))) {
             let mut out = Vec::new();
             for p in parts {
@@ -475,57 +399,36 @@ impl NsValue {
             NsValue::IntList(_) => cat_list!(IntList),
             NsValue::FloatList(_) => cat_list!(FloatList),
             NsValue::TextList(_) => cat_list!(TextList),
-            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. }
-                if !shape.is_empty() =>
-            {
+            NsValue::FloatArray { shape, .. } | NsValue::IntArray { shape, .. } if !shape.is_empty() => {
                 let tail = shape[1..].to_vec();
                 let mut rows = 0;
                 let (mut f, mut i) = (Vec::new(), Vec::new());
                 for p in parts {
                     match p {
                         NsValue::FloatArray { shape: s, data }
-                            if s.get(1..) == Some(&tail[..])
-                                && matches!(first, NsValue::FloatArray { .. }) =>
+                            if s.get(1..) == Some(&tail[..]) && matches!(first, NsValue::FloatArray { .. }) =>
                         {
                             rows += s[0];
                             f.extend_from_slice(data);
                         }
                         NsValue::IntArray { shape: s, data }
-                            if s.get(1..) == Some(&tail[..])
-                                && matches!(first, NsValue::IntArray { .. }) =>
+                            if s.get(1..) == Some(&tail[..]) && matches!(first, NsValue::IntArray { .. }) =>
                         {
                             rows += s[0];
                             i.extend_from_slice(data);
                         }
-                        other => {
-                            return Err(format!(
-                                "cannot gather a {} with a {}",
-                                first.kind(),
-                                other.kind()
-                            ))
-                        }
+                        other => return Err(format!("cannot gather a {} with a {}", first.kind(), other.kind())),
                     }
                 }
                 let mut shape = vec![rows];
                 shape.extend(tail);
                 if matches!(first, NsValue::FloatArray { .. }) {
-                    NsValue::FloatArray {
-                        shape,
-                        data: Arc::new(f),
-                    }
+                    NsValue::FloatArray { shape, data: Arc::new(f) }
                 } else {
-                    NsValue::IntArray {
-                        shape,
-                        data: Arc::new(i),
-                    }
+                    NsValue::IntArray { shape, data: Arc::new(i) }
                 }
             }
-            other => {
-                return Err(format!(
-                    "cannot gather a {}: only lists and arrays can be gathered",
-                    other.kind()
-                ))
-            }
+            other => return Err(format!("cannot gather a {}: only lists and arrays can be gathered", other.kind())),
         })
     }
 }
@@ -538,41 +441,21 @@ mod tests {
     #[test]
     fn json_maps_to_flat_values() {
         assert_eq!(NsValue::from_json(&json!(3)).ok(), Some(NsValue::Int(3)));
-        assert_eq!(
-            NsValue::from_json(&json!([1, 2])).ok(),
-            Some(NsValue::IntList(Arc::new(vec![1, 2])))
-        );
-        assert_eq!(
-            NsValue::from_json(&json!([1, 2.5])).ok(),
-            Some(NsValue::FloatList(Arc::new(vec![1.0, 2.5])))
-        );
+        assert_eq!(NsValue::from_json(&json!([1, 2])).ok(), Some(NsValue::IntList(Arc::new(vec![1, 2]))));
+        assert_eq!(NsValue::from_json(&json!([1, 2.5])).ok(), Some(NsValue::FloatList(Arc::new(vec![1.0, 2.5]))));
         assert_eq!(
             NsValue::from_json(&json!([[1, 2], [3, 4]])).ok(),
-            Some(NsValue::IntArray {
-                shape: vec![2, 2],
-                data: Arc::new(vec![1, 2, 3, 4])
-            })
+            Some(NsValue::IntArray { shape: vec![2, 2], data: Arc::new(vec![1, 2, 3, 4]) })
         );
-        assert!(matches!(
-            NsValue::from_json(&json!({"k": [1, {"x": 2}]})),
-            Ok(NsValue::Json(_))
-        ));
-        assert_eq!(
-            NsValue::from_json(&json!({"k": 1}))
-                .map(|v| v.to_json(Encoding::Json))
-                .ok(),
-            Some(json!({"k": 1}))
-        );
+        assert!(matches!(NsValue::from_json(&json!({"k": [1, {"x": 2}]})), Ok(NsValue::Json(_))));
+        assert_eq!(NsValue::from_json(&json!({"k": 1})).map(|v| v.to_json(Encoding::Json)).ok(), Some(json!({"k": 1})));
     }
 
     #[test]
     fn zero_dimensional_arrays_are_scalars_and_never_panic() {
         let a = ArrayForm::from_f64(vec![], &[2.5]);
         assert_eq!(NsValue::from_array(a), NsValue::Float(2.5));
-        let odd = NsValue::FloatArray {
-            shape: vec![],
-            data: Arc::new(vec![1.0]),
-        };
+        let odd = NsValue::FloatArray { shape: vec![], data: Arc::new(vec![1.0]) };
         assert_eq!(odd.slice(0, 0), None);
         assert!(NsValue::concat(&[odd.clone(), odd]).is_err());
     }
@@ -582,10 +465,7 @@ mod tests {
         let v = NsValue::from_json(&json!([0, 1, 2, 3, 4])).expect("valid");
         let parts = vec![v.slice(0, 2).expect("list"), v.slice(2, 5).expect("list")];
         assert_eq!(NsValue::concat(&parts).ok(), Some(v));
-        let a = NsValue::FloatArray {
-            shape: vec![3, 2],
-            data: Arc::new(vec![0., 1., 2., 3., 4., 5.]),
-        };
+        let a = NsValue::FloatArray { shape: vec![3, 2], data: Arc::new(vec![0., 1., 2., 3., 4., 5.]) };
         let parts = vec![a.slice(0, 1).expect("array"), a.slice(1, 3).expect("array")];
         assert_eq!(NsValue::concat(&parts).ok(), Some(a));
     }

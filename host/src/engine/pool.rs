@@ -182,7 +182,7 @@ impl EnginePool {
                 let placement = i.placement.lock().clone();
                 let state = if matches!(s.link, Link::Lost { .. }) {
                     "lost"
-                } else if i.busy.load(Ordering::Relaxed) {
+                } else if i.busy.load(Ordering::Relaxed) || (placement.remote && i.queued.load(Ordering::Relaxed) > 0) {
                     "busy"
                 } else {
                     "idle"

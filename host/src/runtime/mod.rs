@@ -13,8 +13,7 @@ mod component;
 mod limits;
 
 pub use component::{
-    interface_matches as interface_matches_pub, ComponentRegistry, ExportedFunction, ImportInfo,
-    ImportSource, LoadedComponent,
+    interface_matches as interface_matches_pub, ComponentRegistry, ExportedFunction, ImportInfo, ImportSource, LoadedComponent,
 };
 pub use limits::Limits;
 
@@ -48,8 +47,7 @@ impl Runtime {
             // Async components are not used; a sync call is ~2.4x cheaper without it.
             .concurrency_support(false)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = wasmtime::Engine::new(&config)
-            .map_err(|e| Error::Internal(format!("cannot configure wasmtime: {e:#}")))?;
+        let engine = wasmtime::Engine::new(&config).map_err(|e| Error::Internal(format!("cannot configure wasmtime: {e:#}")))?;
         let components = ComponentRegistry::new(engine.clone(), limits.cache_dir.clone());
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -65,12 +63,7 @@ impl Runtime {
                 })
                 .map_err(|e| Error::Internal(format!("cannot start the epoch ticker: {e}")))?;
         }
-        Ok(Arc::new(Runtime {
-            engine,
-            limits,
-            components,
-            ticker_stop,
-        }))
+        Ok(Arc::new(Runtime { engine, limits, components, ticker_stop }))
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use wasmtime::component::types::Type;
@@ -29,20 +28,21 @@ impl Controller {
         chunksize: usize,
         engines: Vec<usize>,
         ordered: bool,
+        retries: usize,
         result_ty: Option<Type>,
     ) -> Result<Arc<TaskRecord>> {
         self.pool.check_capacity(&engines)?;
         let ranges = partition::batches(calls.len(), chunksize);
         let mut calls = calls;
-        let mut batches: Vec<Mutex<Option<Vec<Vec<Arg>>>>> = Vec::with_capacity(ranges.len());
+        let mut batches: Vec<Vec<Vec<Arg>>> = Vec::with_capacity(ranges.len());
         for range in ranges.iter().rev() {
-            batches.push(Mutex::new(Some(calls.split_off(range.start))));
+            batches.push(calls.split_off(range.start));
         }
         batches.reverse();
         let n_batches = batches.len();
         let (sink, mut results) = mpsc::unbounded_channel();
         let encoding = call_spec.encoding;
-        let work = Arc::new(BalancedWork { spec: call_spec, batches, next: Default::default(), stop: Default::default(), sink });
+        let work = Arc::new(BalancedWork::new(call_spec, batches, sink, retries));
         let mut accepted = 0;
         for &id in &engines {
             match self.pool.send(id, Job::Balanced(work.clone())) {
@@ -75,6 +75,16 @@ impl Controller {
                 // died): the batches not answered by then never will be.
                 let Ok(got) = tokio::time::timeout(Duration::from_millis(50), results.recv()).await else {
                     if Arc::strong_count(&work) == 1 && results.is_empty() {
+                        if stopping {
+                            // Nobody runs anything more of a stopping task.
+                            break;
+                        }
+                        // Batches given back by a lost engine run on the
+                        // engines still there, if any can take them.
+                        let live: Vec<usize> = me.pool.ids().into_iter().filter(|e| engines.contains(e)).collect();
+                        if work.has_requeued() && live.iter().any(|&e| me.pool.send(e, Job::Balanced(work.clone())).is_ok()) {
+                            continue;
+                        }
                         abandoned = true;
                         break;
                     }

@@ -59,7 +59,7 @@ impl Controller {
                     Some(rx) => rx.await.ok(),
                     None => None,
                 };
-                outcomes.push(got.unwrap_or_else(|| engine_died(id, &task)));
+                outcomes.push(got.unwrap_or_else(|| engine_died(id, &task, me.pool.info(id).as_deref())));
             }
             finish(&task, outcomes, assemble, result_ty.as_ref(), encoding);
             me.tasks.enforce_bytes();

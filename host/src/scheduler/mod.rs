@@ -59,13 +59,23 @@ impl Controller {
     }
 
     fn direct(&self, targets: &Targets, what: &str) -> Result<Vec<usize>> {
-        match targets.resolve(self.pool.len())? {
+        match self.resolve(targets)? {
             Selection::Direct(ids) => Ok(ids),
             Selection::Balanced => Err(Error::BadRequest(format!("{what} needs direct targets (\"all\", a slice, ids), not \"balanced\""))),
         }
     }
 
     // ---- tasks -------------------------------------------------------------
+
+    /// Targets against the engines that can take work now: slices and
+    /// negative ids count over the live ids, as IPython Parallel's `rc.ids`.
+    pub(super) fn resolve(&self, targets: &Targets) -> Result<Selection> {
+        let live = self.pool.ids();
+        if live.is_empty() {
+            return Err(Error::EngineGone("the cluster has no engine yet: start some (`wasmpar engine --connect`) or wait for them (`wasmpar engines --wait N`)".into()));
+        }
+        targets.resolve_among(&live)
+    }
 
     pub fn task(&self, id: &str) -> Result<Arc<TaskRecord>> {
         self.tasks.get(id).ok_or_else(|| Error::not_found("task", id))
@@ -129,6 +139,17 @@ impl Controller {
                 tracing::warn!(engine = id, "cannot forget an old component version: {e}");
             }
         }
+    }
+
+    /// Serve an engine process's WebSocket (`wasmpar engine --connect`)
+    /// until it closes: its engines join the pool while it lasts.
+    pub async fn serve_engine_process(&self, socket: axum::extract::ws::WebSocket) {
+        crate::remote::serve(socket, self.pool.clone()).await;
+    }
+
+    /// The uploaded bytes with this digest (what engine processes fetch).
+    pub fn component_bytes(&self, digest: &str) -> Result<bytes::Bytes> {
+        self.runtime.components.by_digest(digest).map(|c| c.bytes.clone()).ok_or_else(|| Error::not_found("component digest", cut(digest)))
     }
 
     /// Stop every engine thread (each finishes its current job first).

@@ -5,21 +5,21 @@ use serde_json::Value as Json;
 use wasmtime::component::types::Type;
 
 use super::task::TaskRecord;
-use crate::engine::{BatchOutcome, EngineOutput};
+use crate::engine::{lost_message, BatchOutcome, EngineInfo, EngineOutput};
 use crate::error::{EngineFailure, FailureCause};
 use crate::value::{ArrayForm, Dtype, Encoding};
 
-pub(super) fn engine_died(id: usize, task: &TaskRecord) -> BatchOutcome {
+/// The outcome of a call whose engine never answered: a local engine thread
+/// that crashed (and was restarted), or a remote engine that was lost.
+pub(super) fn engine_died(id: usize, task: &TaskRecord, info: Option<&EngineInfo>) -> BatchOutcome {
+    let (message, cause) = match info {
+        Some(i) if i.placement.lock().remote => (lost_message(id, i), FailureCause::Lost),
+        _ => (format!("engine {id} crashed while running this task; it was restarted (its namespace is kept)"), FailureCause::Engine),
+    };
     BatchOutcome {
         engine: id,
         batch: 0,
-        results: Err(EngineFailure {
-            engine: id,
-            function: format!("{}/{}", task.component, task.function),
-            message: format!("engine {id} crashed while running this task; it was restarted (its namespace is kept)"),
-            trace: String::new(),
-            cause: FailureCause::Engine,
-        }),
+        results: Err(EngineFailure { engine: id, function: format!("{}/{}", task.component, task.function), message, trace: String::new(), cause }),
         output: EngineOutput { engine: id, ..Default::default() },
     }
 }

@@ -32,7 +32,7 @@ pub struct TaskSpec {
     pub function: String,
     /// Positional arguments (apply).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub args: Vec<Json>,
     /// Named arguments (apply), or constants for every call (map, parallel).
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct TaskSpec {
     pub kwargs: Map<String, Json>,
     /// Sequences (map, parallel): JSON lists or array forms.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub sequences: Vec<Json>,
     #[serde(default)]
     pub targets: Targets,
@@ -48,6 +48,7 @@ pub struct TaskSpec {
     pub block: bool,
     /// Balanced map: items per batch (default: automatic).
     #[serde(default)]
+    #[schema(exclusive_maximum = 18446744073709551616.0)]
     pub chunksize: Option<usize>,
     /// Balanced map: keep results in input order (default true).
     #[serde(default = "default_true")]
@@ -57,6 +58,11 @@ pub struct TaskSpec {
     pub timeout_s: Option<f64>,
     #[serde(default)]
     pub result_encoding: Encoding,
+    /// Balanced map: how often a batch whose engine was lost runs again
+    /// elsewhere (IPython Parallel's `retries`; default 1).
+    #[serde(default)]
+    #[schema(exclusive_maximum = 18446744073709551616.0)]
+    pub retries: Option<usize>,
 }
 
 /// The longest per-call deadline a task may ask for: 7 days.
@@ -110,7 +116,7 @@ impl Controller {
         if spec.op != Op::Apply && !spec.args.is_empty() {
             return Err(Error::BadRequest(format!("{:?} takes sequences (and kwargs for constants), not args", spec.op).to_lowercase()));
         }
-        let selection = spec.targets.resolve(self.pool.len())?;
+        let selection = self.resolve(&spec.targets)?;
         let seqs = spec.sequences.iter().cloned().enumerate().map(|(i, s)| Sequence::parse(s, i)).collect::<Result<Vec<_>>>()?;
         let len = binding::common_len(&seqs);
         if len > self.runtime.limits.max_sequence_len {
@@ -162,7 +168,7 @@ impl Controller {
                 };
                 let record = self.tasks.record(spec.op, &component.name, &f.name, len, capable.clone());
                 let work = call_spec(record.control.clone());
-                self.start_balanced(record, work, calls, chunksize, capable, spec.ordered, result_ty)
+                self.start_balanced(record, work, calls, chunksize, capable, spec.ordered, spec.retries.unwrap_or(1), result_ty)
             }
             (Op::Parallel, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;

@@ -41,6 +41,43 @@ pub enum Selection {
 }
 
 impl Targets {
+    /// Resolve against `live` engine ids (sorted): explicit ids must be
+    /// among them; negative ids and slices count over their positions.
+    pub fn resolve_among(&self, live: &[usize]) -> Result<Selection> {
+        let check = |i: i64| -> Result<usize> {
+            if i < 0 {
+                let pos = index(i, live.len())?;
+                return Ok(live[pos]);
+            }
+            let id = i as usize;
+            if live.contains(&id) {
+                Ok(id)
+            } else {
+                Err(Error::not_found_hint("engine", i, format!("; the live engines are {live:?}")))
+            }
+        };
+        match self {
+            Targets::Id(i) => Ok(Selection::Direct(vec![check(*i)?])),
+            Targets::List(ids) => {
+                if ids.is_empty() {
+                    return Err(Error::BadRequest("targets: an empty list selects no engine".into()));
+                }
+                let mut out = Vec::with_capacity(ids.len());
+                for &i in ids {
+                    let id = check(i)?;
+                    if !out.contains(&id) {
+                        out.push(id);
+                    }
+                }
+                Ok(Selection::Direct(out))
+            }
+            Targets::Spec(_) => match self.resolve(live.len())? {
+                Selection::Direct(positions) => Ok(Selection::Direct(positions.into_iter().map(|p| live[p]).collect())),
+                Selection::Balanced => Ok(Selection::Balanced),
+            },
+        }
+    }
+
     pub fn resolve(&self, engines: usize) -> Result<Selection> {
         match self {
             Targets::Id(i) => Ok(Selection::Direct(vec![index(*i, engines)?])),

@@ -40,6 +40,8 @@ impl TaskError {
             TaskErrorKind::DependencyError
         } else if all(FailureCause::Engine) {
             TaskErrorKind::EngineError
+        } else if failures.iter().any(|f| f.cause == FailureCause::Lost) {
+            TaskErrorKind::EngineLost
         } else if failures.len() == 1 {
             TaskErrorKind::RemoteError
         } else {

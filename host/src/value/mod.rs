@@ -19,17 +19,7 @@ pub use array::{ArrayForm, Dtype, Num};
 pub use wit::{signature, snake_case, wit_name_matches, wit_type};
 
 /// How list-of-number results are written back.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Deserialize,
-    serde::Serialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -47,19 +37,11 @@ pub struct ConvertError {
 }
 
 fn mismatch(path: &str, ty: &Type, found: &Json) -> ConvertError {
-    ConvertError {
-        path: path.to_string(),
-        expected: wit_type(ty),
-        found: describe_json(found),
-    }
+    ConvertError { path: path.to_string(), expected: wit_type(ty), found: describe_json(found) }
 }
 
 fn fail(path: &str, expected: impl Into<String>, found: impl Into<String>) -> ConvertError {
-    ConvertError {
-        path: path.to_string(),
-        expected: expected.into(),
-        found: found.into(),
-    }
+    ConvertError { path: path.to_string(), expected: expected.into(), found: found.into() }
 }
 
 /// A short description of a JSON value for error messages.
@@ -73,10 +55,7 @@ pub fn describe_json(v: &Json) -> String {
         }
         Json::String(s) => format!("the string {s:?}"),
         Json::Array(a) => format!("a list of {} items", a.len()),
-        Json::Object(o) => format!(
-            "an object with keys {}",
-            o.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
+        Json::Object(o) => format!("an object with keys {}", o.keys().cloned().collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -130,10 +109,7 @@ fn int_val(ty: &Type, i: i128) -> Option<Val> {
 }
 
 fn is_int(ty: &Type) -> bool {
-    matches!(
-        ty,
-        Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::S64 | Type::U64
-    )
+    matches!(ty, Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::S64 | Type::U64)
 }
 
 fn range_text(ty: &Type) -> String {
@@ -166,31 +142,15 @@ pub fn num_to_val(ty: &Type, n: Num, path: &str) -> Result<Val, ConvertError> {
         (Type::Float32, Num::I(v)) => Ok(Val::Float32(v as f32)),
         (Type::Float32, Num::U(v)) => Ok(Val::Float32(v as f32)),
         (Type::Bool, Num::B(v)) => Ok(Val::Bool(v)),
-        (t, Num::I(v)) if is_int(t) => {
-            int_val(t, v as i128).ok_or_else(|| fail(path, range_text(t), found()))
-        }
-        (t, Num::U(v)) if is_int(t) => {
-            int_val(t, v as i128).ok_or_else(|| fail(path, range_text(t), found()))
-        }
-        (t, Num::B(v)) if is_int(t) => {
-            int_val(t, v as i128).ok_or_else(|| fail(path, range_text(t), found()))
-        }
-        (t, _) => Err(fail(
-            path,
-            wit_type(t),
-            format!("the array element {}", found()),
-        )),
+        (t, Num::I(v)) if is_int(t) => int_val(t, v as i128).ok_or_else(|| fail(path, range_text(t), found())),
+        (t, Num::U(v)) if is_int(t) => int_val(t, v as i128).ok_or_else(|| fail(path, range_text(t), found())),
+        (t, Num::B(v)) if is_int(t) => int_val(t, v as i128).ok_or_else(|| fail(path, range_text(t), found())),
+        (t, _) => Err(fail(path, wit_type(t), format!("the array element {}", found()))),
     }
 }
 
 /// Fill a (possibly nested) list type from an array form, by its shape.
-pub fn array_to_val(
-    ty: &Type,
-    a: &ArrayForm,
-    dims: &[usize],
-    offset: &mut usize,
-    path: &str,
-) -> Result<Val, ConvertError> {
+pub fn array_to_val(ty: &Type, a: &ArrayForm, dims: &[usize], offset: &mut usize, path: &str) -> Result<Val, ConvertError> {
     match (ty, dims.split_first()) {
         (Type::List(l), Some((&n, rest))) => {
             let elem = l.ty();
@@ -210,26 +170,13 @@ pub fn array_to_val(
             *offset += 1;
             Ok(v)
         }
-        (t, Some(_)) => Err(fail(
-            path,
-            wit_type(t),
-            format!(
-                "an array of {} dimensions (shape {:?})",
-                a.shape.len(),
-                a.shape
-            ),
-        )),
+        (t, Some(_)) => Err(fail(path, wit_type(t), format!("an array of {} dimensions (shape {:?})", a.shape.len(), a.shape))),
     }
 }
 
 /// Look a record field / kwarg up by its WIT (kebab-case) name or its snake_case spelling.
 pub fn lookup<'a>(obj: &'a Map<String, Json>, wit_name: &str) -> Option<&'a Json> {
-    obj.get(wit_name).or_else(|| {
-        wit_name
-            .contains('-')
-            .then(|| obj.get(&snake_case(wit_name)))
-            .flatten()
-    })
+    obj.get(wit_name).or_else(|| wit_name.contains('-').then(|| obj.get(&snake_case(wit_name))).flatten())
 }
 
 impl ConvertError {
@@ -255,26 +202,17 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
             let i = json_int(v).ok_or_else(bad)?;
             int_val(t, i).ok_or_else(|| fail(path, range_text(t), describe_json(v)))
         }
-        Type::Float32 => json_float(v)
-            .map(|f| Val::Float32(f as f32))
-            .ok_or_else(bad),
+        Type::Float32 => json_float(v).map(|f| Val::Float32(f as f32)).ok_or_else(bad),
         Type::Float64 => json_float(v).map(Val::Float64).ok_or_else(bad),
         Type::Char => {
             let s = v.as_str().ok_or_else(bad)?;
             let mut chars = s.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) => Ok(Val::Char(c)),
-                _ => Err(fail(
-                    path,
-                    "char (a string of exactly one character)",
-                    describe_json(v),
-                )),
+                _ => Err(fail(path, "char (a string of exactly one character)", describe_json(v))),
             }
         }
-        Type::String => v
-            .as_str()
-            .map(|s| Val::String(s.to_string()))
-            .ok_or_else(bad),
+        Type::String => v.as_str().map(|s| Val::String(s.to_string())).ok_or_else(bad),
         Type::List(l) => match v {
             Json::Array(items) => {
                 let elem = l.ty();
@@ -314,10 +252,7 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
                 Json::Object(obj) => obj
                     .iter()
                     .map(|(k, item)| {
-                        Ok((
-                            convert(&kt, &Json::String(k.clone()))?,
-                            convert(&vt, item).map_err(|e| e.within(&format!(".{k}")))?,
-                        ))
+                        Ok((convert(&kt, &Json::String(k.clone()))?, convert(&vt, item).map_err(|e| e.within(&format!(".{k}")))?))
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Val::Map),
@@ -329,11 +264,7 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
                             convert(&kt, k).map_err(|e| e.within(&format!("[{i}][0]")))?,
                             convert(&vt, item).map_err(|e| e.within(&format!("[{i}][1]")))?,
                         )),
-                        _ => Err(fail(
-                            &format!("{path}[{i}]"),
-                            "a [key, value] pair",
-                            describe_json(pair),
-                        )),
+                        _ => Err(fail(&format!("{path}[{i}]"), "a [key, value] pair", describe_json(pair))),
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Val::Map),
@@ -343,10 +274,7 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
         Type::Record(r) => {
             let obj = v.as_object().ok_or_else(bad)?;
             let fields: Vec<_> = r.fields().collect();
-            if let Some(unknown) = obj
-                .keys()
-                .find(|k| !fields.iter().any(|f| wit_name_matches(f.name, k)))
-            {
+            if let Some(unknown) = obj.keys().find(|k| !fields.iter().any(|f| wit_name_matches(f.name, k))) {
                 let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 return Err(fail(
                     &format!("{path}.{unknown}"),
@@ -357,17 +285,9 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
             let mut out = Vec::with_capacity(fields.len());
             for f in &fields {
                 let val = match lookup(obj, f.name) {
-                    Some(item) => {
-                        convert(&f.ty, item).map_err(|e| e.within(&format!(".{}", f.name)))?
-                    }
+                    Some(item) => convert(&f.ty, item).map_err(|e| e.within(&format!(".{}", f.name)))?,
                     None if matches!(f.ty, Type::Option(_)) => Val::Option(None),
-                    None => {
-                        return Err(fail(
-                            &format!(".{}", f.name),
-                            wit_type(&f.ty),
-                            "nothing (the field is missing)",
-                        ))
-                    }
+                    None => return Err(fail(&format!(".{}", f.name), wit_type(&f.ty), "nothing (the field is missing)")),
                 };
                 out.push((f.name.to_string(), val));
             }
@@ -396,38 +316,18 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
                 }
                 _ => return Err(bad()),
             };
-            let case = var
-                .cases()
-                .find(|c| wit_name_matches(c.name, case_name))
-                .ok_or_else(bad)?;
+            let case = var.cases().find(|c| wit_name_matches(c.name, case_name)).ok_or_else(bad)?;
             let val = match (&case.ty, payload) {
-                (Some(t), Some(p)) => Some(Box::new(
-                    convert(t, p).map_err(|e| e.within(&format!(".{}", case.name)))?,
-                )),
-                (Some(_), None) => {
-                    return Err(fail(
-                        path,
-                        wit_type(ty),
-                        format!("case `{}` without its payload", case.name),
-                    ))
-                }
+                (Some(t), Some(p)) => Some(Box::new(convert(t, p).map_err(|e| e.within(&format!(".{}", case.name)))?)),
+                (Some(_), None) => return Err(fail(path, wit_type(ty), format!("case `{}` without its payload", case.name))),
                 (None, Some(Json::Null) | None) => None,
-                (None, Some(p)) => {
-                    return Err(fail(
-                        path,
-                        format!("no payload for case `{}`", case.name),
-                        describe_json(p),
-                    ))
-                }
+                (None, Some(p)) => return Err(fail(path, format!("no payload for case `{}`", case.name), describe_json(p))),
             };
             Ok(Val::Variant(case.name.to_string(), val))
         }
         Type::Enum(e) => {
             let s = v.as_str().ok_or_else(bad)?;
-            e.names()
-                .find(|n| wit_name_matches(n, s))
-                .map(|n| Val::Enum(n.to_string()))
-                .ok_or_else(bad)
+            e.names().find(|n| wit_name_matches(n, s)).map(|n| Val::Enum(n.to_string())).ok_or_else(bad)
         }
         Type::Option(o) => match v {
             Json::Null => Ok(Val::Option(None)),
@@ -435,20 +335,11 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
         },
         Type::Result(r) => {
             let obj = v.as_object().filter(|o| o.len() == 1).ok_or_else(bad)?;
-            let payload = |t: Option<Type>,
-                           p: &Json,
-                           which: &str|
-             -> Result<Option<Box<Val>>, ConvertError> {
+            let payload = |t: Option<Type>, p: &Json, which: &str| -> Result<Option<Box<Val>>, ConvertError> {
                 match t {
-                    Some(t) => Ok(Some(Box::new(
-                        convert(&t, p).map_err(|e| e.within(&format!(".{which}")))?,
-                    ))),
+                    Some(t) => Ok(Some(Box::new(convert(&t, p).map_err(|e| e.within(&format!(".{which}")))?))),
                     None if p.is_null() => Ok(None),
-                    None => Err(fail(
-                        &format!("{path}.{which}"),
-                        "null (no payload)",
-                        describe_json(p),
-                    )),
+                    None => Err(fail(&format!("{path}.{which}"), "null (no payload)", describe_json(p))),
                 }
             };
             if let Some(p) = obj.get("ok") {
@@ -474,11 +365,7 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
                 .map(Val::Flags)
         }
         Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
-            Err(fail(
-                path,
-                wit_type(ty),
-                "a JSON value (resources, futures and streams cannot be passed over the API)",
-            ))
+            Err(fail(path, wit_type(ty), "a JSON value (resources, futures and streams cannot be passed over the API)"))
         }
         _ => Err(bad()),
     }
@@ -527,13 +414,7 @@ fn list_to_array(ty: &Type, v: &Val) -> Option<ArrayForm> {
     }
     let dtype = numeric_dtype(&t)?;
     let mut data = Vec::new();
-    fn walk(
-        v: &Val,
-        depth: usize,
-        shape: &mut [usize],
-        seen: &mut [bool],
-        out: &mut Vec<u8>,
-    ) -> bool {
+    fn walk(v: &Val, depth: usize, shape: &mut [usize], seen: &mut [bool], out: &mut Vec<u8>) -> bool {
         if depth == shape.len() {
             return push_le(out, v);
         }
@@ -559,21 +440,11 @@ pub fn val_to_json(ty: &Type, v: &Val, encoding: Encoding) -> Json {
     match (ty, v) {
         (Type::List(l), Val::List(items)) => {
             let elem = l.ty();
-            Json::Array(
-                items
-                    .iter()
-                    .map(|i| val_to_json(&elem, i, encoding))
-                    .collect(),
-            )
+            Json::Array(items.iter().map(|i| val_to_json(&elem, i, encoding)).collect())
         }
         (Type::FixedLengthList(l), Val::FixedLengthList(items)) => {
             let elem = l.ty();
-            Json::Array(
-                items
-                    .iter()
-                    .map(|i| val_to_json(&elem, i, encoding))
-                    .collect(),
-            )
+            Json::Array(items.iter().map(|i| val_to_json(&elem, i, encoding)).collect())
         }
         (Type::Record(r), Val::Record(fields)) => {
             let types: Vec<_> = r.fields().collect();
@@ -581,10 +452,7 @@ pub fn val_to_json(ty: &Type, v: &Val, encoding: Encoding) -> Json {
                 fields
                     .iter()
                     .map(|(name, val)| {
-                        let fty = types
-                            .iter()
-                            .find(|f| f.name == name.as_str())
-                            .map(|f| f.ty.clone());
+                        let fty = types.iter().find(|f| f.name == name.as_str()).map(|f| f.ty.clone());
                         (
                             name.clone(),
                             match fty {
@@ -596,12 +464,7 @@ pub fn val_to_json(ty: &Type, v: &Val, encoding: Encoding) -> Json {
                     .collect(),
             )
         }
-        (Type::Tuple(t), Val::Tuple(items)) => Json::Array(
-            t.types()
-                .zip(items)
-                .map(|(t, i)| val_to_json(&t, i, encoding))
-                .collect(),
-        ),
+        (Type::Tuple(t), Val::Tuple(items)) => Json::Array(t.types().zip(items).map(|(t, i)| val_to_json(&t, i, encoding)).collect()),
         (Type::Option(o), Val::Option(inner)) => match inner {
             None => Json::Null,
             Some(i) => val_to_json(&o.ty(), i, encoding),
@@ -622,10 +485,7 @@ pub fn val_to_json(ty: &Type, v: &Val, encoding: Encoding) -> Json {
         (Type::Variant(var), Val::Variant(case, payload)) => match payload {
             None => Json::String(case.clone()),
             Some(p) => {
-                let cty = var
-                    .cases()
-                    .find(|c| c.name == case.as_str())
-                    .and_then(|c| c.ty);
+                let cty = var.cases().find(|c| c.name == case.as_str()).and_then(|c| c.ty);
                 let mut m = Map::new();
                 m.insert(
                     case.clone(),
@@ -651,15 +511,7 @@ pub fn val_to_json(ty: &Type, v: &Val, encoding: Encoding) -> Json {
                 )
             } else {
                 Json::Array(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| {
-                            Json::Array(vec![
-                                val_to_json(&kt, k, encoding),
-                                val_to_json(&vt, v, encoding),
-                            ])
-                        })
-                        .collect(),
+                    pairs.iter().map(|(k, v)| Json::Array(vec![val_to_json(&kt, k, encoding), val_to_json(&vt, v, encoding)])).collect(),
                 )
             }
         }
@@ -683,15 +535,8 @@ pub fn untyped_val_to_json(v: &Val) -> Json {
         Val::Float64(x) => float_to_json(*x),
         Val::Char(c) => Json::String(c.to_string()),
         Val::String(s) => Json::String(s.clone()),
-        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
-            Json::Array(items.iter().map(untyped_val_to_json).collect())
-        }
-        Val::Record(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), untyped_val_to_json(v)))
-                .collect(),
-        ),
+        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => Json::Array(items.iter().map(untyped_val_to_json).collect()),
+        Val::Record(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), untyped_val_to_json(v))).collect()),
         Val::Variant(case, None) | Val::Enum(case) => Json::String(case.clone()),
         Val::Variant(case, Some(p)) => {
             let mut m = Map::new();
@@ -706,21 +551,13 @@ pub fn untyped_val_to_json(v: &Val) -> Json {
                 Err(p) => ("err", p),
             };
             let mut m = Map::new();
-            m.insert(
-                k.into(),
-                p.as_ref()
-                    .map(|p| untyped_val_to_json(p))
-                    .unwrap_or(Json::Null),
-            );
+            m.insert(k.into(), p.as_ref().map(|p| untyped_val_to_json(p)).unwrap_or(Json::Null));
             Json::Object(m)
         }
         Val::Flags(names) => Json::Array(names.iter().map(|n| Json::String(n.clone())).collect()),
-        Val::Map(pairs) => Json::Array(
-            pairs
-                .iter()
-                .map(|(k, v)| Json::Array(vec![untyped_val_to_json(k), untyped_val_to_json(v)]))
-                .collect(),
-        ),
+        Val::Map(pairs) => {
+            Json::Array(pairs.iter().map(|(k, v)| Json::Array(vec![untyped_val_to_json(k), untyped_val_to_json(v)])).collect())
+        }
         Val::Resource(_) => Json::String("<resource>".into()),
         Val::Future(_) => Json::String("<future>".into()),
         Val::Stream(_) => Json::String("<stream>".into()),

@@ -23,10 +23,7 @@ pub fn wit_type(ty: &Type) -> String {
         Type::FixedLengthList(l) => format!("list<{}, {}>", wit_type(&l.ty()), l.len()),
         Type::Map(m) => format!("map<{}, {}>", wit_type(&m.key()), wit_type(&m.value())),
         Type::Record(r) => {
-            let fields: Vec<String> = r
-                .fields()
-                .map(|f| format!("{}: {}", f.name, wit_type(&f.ty)))
-                .collect();
+            let fields: Vec<String> = r.fields().map(|f| format!("{}: {}", f.name, wit_type(&f.ty))).collect();
             format!("record {{ {} }}", fields.join(", "))
         }
         Type::Tuple(t) => {
@@ -62,10 +59,7 @@ pub fn wit_type(ty: &Type) -> String {
 
 /// `func(x: s64, y: s64) -> s64`
 pub fn signature(params: &[(String, Type)], results: &[Type]) -> String {
-    let params: Vec<String> = params
-        .iter()
-        .map(|(n, t)| format!("{n}: {}", wit_type(t)))
-        .collect();
+    let params: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {}", wit_type(t))).collect();
     match results.first() {
         Some(r) => format!("func({}) -> {}", params.join(", "), wit_type(r)),
         None => format!("func({})", params.join(", ")),
@@ -80,11 +74,7 @@ pub fn snake_case(wit: &str) -> String {
 /// Does `given` (from JSON or Python: `sum_chunk`) name the WIT identifier
 /// `wit` (kebab-case: `sum-chunk`)? The one place that rule lives.
 pub fn wit_name_matches(wit: &str, given: &str) -> bool {
-    wit.len() == given.len()
-        && wit
-            .bytes()
-            .zip(given.bytes())
-            .all(|(w, g)| w == g || (w == b'-' && g == b'_'))
+    wit.len() == given.len() && wit.bytes().zip(given.bytes()).all(|(w, g)| w == g || (w == b'-' && g == b'_'))
 }
 
 #[cfg(test)]

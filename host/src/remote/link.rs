@@ -1,0 +1,448 @@
+//! The controller's side of one engine process's connection: it turns the
+//! pool's jobs for that process's engines into messages, and answers back
+//! into the jobs' reply channels.
+//!
+//! Invariants:
+//! - Every job sent is in `pending` until its answer arrives or the link
+//!   closes; closing drains `pending` so that no reply channel waits for
+//!   ever (direct calls see their sender dropped: `EngineLost`; balanced
+//!   batches go back to their task's queue while retries remain).
+//! - A balanced task on a remote engine is pulled by one proxy task per
+//!   engine, which keeps a window of batches in flight so the network's
+//!   round trip overlaps the engine's work.
+//! - The link is closed when the socket closes (a killed process: at once)
+//!   or when the process is silent for `silence` (a stopped process or a cut
+//!   network: no pong to the heartbeat).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Value as Json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{ComponentRef, FromEngine, ToEngine};
+use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, EngineInfo, EnginePool, Job, NsValue, RemoteLink, TaskControl};
+use crate::value::{array_to_val, val_to_json, Encoding};
+use crate::wire::{EngineFailure, EngineOutput, FailureCause};
+
+/// Calls a balanced proxy keeps in flight on one remote engine.
+const WINDOW_CALLS: usize = 4096;
+/// Batches in flight while batches are slow: enough to hide the round trip,
+/// few enough that a slow batch does not hold work other engines could run.
+const WINDOW_SLOW: usize = 2;
+/// Batches in flight while they come back fast (tiny tasks): the round trip
+/// would otherwise dominate.
+const WINDOW_FAST: usize = 64;
+/// A batch answered within this (on average) counts as fast.
+const FAST_BATCH: Duration = Duration::from_millis(2);
+
+enum Pending {
+    Call { reply: CallReply, index: usize, calls: usize, task: u64, function: String },
+    Push(oneshot::Sender<()>),
+    Pull(oneshot::Sender<Result<Vec<NsValue>, String>>),
+    Install { reply: oneshot::Sender<Result<Vec<String>, String>>, index: usize, name: String },
+}
+
+enum CallReply {
+    Direct(oneshot::Sender<BatchOutcome>),
+    /// A balanced proxy: (req, outcome or `None` when the link closed).
+    Proxy(mpsc::UnboundedSender<(u64, Option<BatchOutcome>)>),
+}
+
+/// The tasks with calls in flight on this link, by their wire id.
+struct TaskEntry {
+    control: Arc<TaskControl>,
+    inflight: usize,
+    cancel_sent: bool,
+}
+
+pub struct EngineLink {
+    pub process: String,
+    out: mpsc::UnboundedSender<ToEngine>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    tasks: Mutex<HashMap<u64, TaskEntry>>,
+    /// A task's wire id, by the address of its `TaskControl`.
+    task_ids: Mutex<HashMap<usize, u64>>,
+    next: AtomicU64,
+    closed: AtomicBool,
+    /// This link's engines, by the process's index.
+    infos: Mutex<Vec<Arc<EngineInfo>>>,
+    pub last_heard: Mutex<Instant>,
+}
+
+impl EngineLink {
+    pub fn new(process: String, out: mpsc::UnboundedSender<ToEngine>) -> Arc<EngineLink> {
+        Arc::new(EngineLink {
+            process,
+            out,
+            pending: Mutex::default(),
+            tasks: Mutex::default(),
+            task_ids: Mutex::default(),
+            next: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            infos: Mutex::default(),
+            last_heard: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn set_engines(&self, infos: Vec<Arc<EngineInfo>>) {
+        *self.infos.lock() = infos;
+    }
+
+    fn info(&self, index: usize) -> Option<Arc<EngineInfo>> {
+        self.infos.lock().get(index).cloned()
+    }
+
+    fn req(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn ping(&self, seq: u64) -> bool {
+        self.out.send(ToEngine::Ping { seq }).is_ok()
+    }
+
+    /// The wire id of `control`'s task on this link, registering it.
+    fn task_id(&self, control: &Arc<TaskControl>, calls: usize) -> u64 {
+        let key = Arc::as_ptr(control) as usize;
+        let mut ids = self.task_ids.lock();
+        let id = *ids.entry(key).or_insert_with(|| self.next.fetch_add(1, Ordering::Relaxed));
+        let mut tasks = self.tasks.lock();
+        let entry = tasks.entry(id).or_insert_with(|| TaskEntry { control: control.clone(), inflight: 0, cancel_sent: false });
+        entry.inflight += calls.max(1);
+        id
+    }
+
+    fn task_done(&self, task: u64, calls: usize) {
+        let mut tasks = self.tasks.lock();
+        if let Some(e) = tasks.get_mut(&task) {
+            e.inflight = e.inflight.saturating_sub(calls.max(1));
+            if e.inflight == 0 {
+                let key = Arc::as_ptr(&e.control) as usize;
+                tasks.remove(&task);
+                self.task_ids.lock().remove(&key);
+            }
+        }
+    }
+
+    /// Tell the process about tasks cancelled since the last look.
+    pub fn forward_cancels(&self) {
+        let mut tasks = self.tasks.lock();
+        for (id, e) in tasks.iter_mut() {
+            if !e.cancel_sent && e.control.is_cancelled() {
+                e.cancel_sent = true;
+                let _ = self.out.send(ToEngine::Cancel { task: *id });
+            }
+        }
+    }
+
+    /// Send one batch of calls; its answer goes to `reply`.
+    fn send_call(&self, index: usize, spec: &CallSpec, calls: &[Vec<Arg>], reply: CallReply) -> Result<u64, String> {
+        let f = spec.component.functions.get(spec.function).ok_or("no such function")?;
+        let mut wire_calls = Vec::with_capacity(calls.len());
+        for call in calls {
+            let mut args = Vec::with_capacity(call.len());
+            for (arg, (pname, ty)) in call.iter().zip(&f.params) {
+                args.push(match arg {
+                    Arg::Val(v) => val_to_json(ty, v, Encoding::Json),
+                    Arg::Ref(name) => json!({"$ref": name}),
+                    Arg::Row(array, row) => {
+                        let stride: usize = array.shape[1..].iter().product();
+                        let mut offset = row * stride;
+                        let v = array_to_val(ty, array, &array.shape[1..], &mut offset, pname).map_err(|e| e.to_string())?;
+                        val_to_json(ty, &v, Encoding::Json)
+                    }
+                });
+            }
+            wire_calls.push(args);
+        }
+        let req = self.req();
+        let task = self.task_id(&spec.control, calls.len());
+        self.pending.lock().insert(req, Pending::Call { reply, index, calls: calls.len(), task, function: format!("{}/{}", spec.component.name, f.name) });
+        let msg = ToEngine::Call {
+            req,
+            engine: index,
+            task,
+            component: ComponentRef { name: spec.component.name.clone(), digest: spec.component.digest.clone() },
+            function: f.name.clone(),
+            encoding: spec.encoding,
+            timeout_ms: spec.timeout.as_millis().min(u64::MAX as u128) as u64,
+            calls: wire_calls,
+        };
+        if self.out.send(msg).is_err() {
+            self.pending.lock().remove(&req);
+            self.task_done(task, calls.len());
+            return Err("the link is closed".into());
+        }
+        Ok(req)
+    }
+
+    /// One message from the process.
+    pub fn receive(&self, msg: FromEngine) {
+        *self.last_heard.lock() = Instant::now();
+        for info in self.infos.lock().iter() {
+            *info.last_heard.lock() = Some(Instant::now());
+        }
+        match msg {
+            FromEngine::Hello { .. } | FromEngine::Pong { .. } => {}
+            FromEngine::Started { task } => {
+                if let Some(e) = self.tasks.lock().get(&task) {
+                    e.control.mark_started();
+                }
+            }
+            FromEngine::Progress { task, done } => {
+                if let Some(e) = self.tasks.lock().get(&task) {
+                    e.control.done.fetch_add(done, Ordering::Relaxed);
+                }
+            }
+            FromEngine::Outcome { req, results, output } => self.answer_call(req, results, output),
+            FromEngine::Failed { req, message } => {
+                let call = match self.pending.lock().get(&req) {
+                    Some(Pending::Call { index, function, .. }) => Some((self.info(*index).map_or(0, |i| i.id), function.clone())),
+                    _ => None,
+                };
+                match call {
+                    Some((engine, function)) => {
+                        let failure = EngineFailure { engine, function, message, trace: String::new(), cause: FailureCause::Dependency };
+                        self.answer_call(req, Err(failure), EngineOutput::default());
+                    }
+                    None => {
+                        tracing::warn!(process = self.process, req, "job failed on the engine process: {message}");
+                        // Dropping the reply channel fails the request.
+                        self.pending.lock().remove(&req);
+                    }
+                }
+            }
+            FromEngine::Pushed { req } => {
+                if let Some(Pending::Push(reply)) = self.pending.lock().remove(&req) {
+                    let _ = reply.send(());
+                }
+            }
+            FromEngine::Pulled { req, values } => {
+                if let Some(Pending::Pull(reply)) = self.pending.lock().remove(&req) {
+                    let values = values.and_then(|vs| vs.iter().map(NsValue::from_json).collect::<Result<Vec<_>, _>>());
+                    let _ = reply.send(values);
+                }
+            }
+            FromEngine::Installed { req, result } => {
+                if let Some(Pending::Install { reply, index, name }) = self.pending.lock().remove(&req) {
+                    if let (Ok(interfaces), Some(info)) = (&result, self.info(index)) {
+                        let mut libs = info.libraries.lock();
+                        if !libs.contains(&name) {
+                            libs.push(name);
+                        }
+                        let mut ifaces = info.interfaces.lock();
+                        for i in interfaces {
+                            if !ifaces.contains(i) {
+                                ifaces.push(i.clone());
+                            }
+                        }
+                    }
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    fn answer_call(&self, req: u64, results: Result<Vec<Json>, EngineFailure>, mut output: EngineOutput) {
+        let Some(Pending::Call { reply, index, calls, task, .. }) = self.pending.lock().remove(&req) else { return };
+        self.task_done(task, calls);
+        let Some(info) = self.info(index) else { return };
+        output.engine = info.id;
+        let results = results.map_err(|mut f| {
+            f.engine = info.id;
+            f
+        });
+        let outcome = BatchOutcome { engine: info.id, batch: 0, results, output };
+        match reply {
+            CallReply::Direct(tx) => {
+                info.queued.fetch_sub(1, Ordering::Relaxed);
+                info.completed.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(outcome);
+            }
+            CallReply::Proxy(tx) => {
+                let _ = tx.send((req, Some(outcome)));
+            }
+        }
+    }
+
+    /// The connection is gone: nothing more is sent, and every job still
+    /// waiting is answered (see the module's invariants).
+    pub fn close(&self, pool: &EnginePool) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let lost = pool.detach_remote(&self.process);
+        tracing::warn!(process = self.process, engines = ?lost, "engine process lost");
+        let pending: Vec<(u64, Pending)> = self.pending.lock().drain().collect();
+        for (req, p) in pending {
+            // Direct replies and namespace jobs: dropping the sender fails them.
+            if let Pending::Call { reply: CallReply::Proxy(tx), .. } = p {
+                let _ = tx.send((req, None));
+            }
+        }
+        self.tasks.lock().clear();
+        self.task_ids.lock().clear();
+    }
+}
+
+impl RemoteLink for Arc<EngineLink> {
+    fn send(&self, index: usize, id: usize, job: Job) -> Result<(), Job> {
+        if self.is_closed() {
+            return Err(job);
+        }
+        match job {
+            Job::Call { batch, reply } => {
+                let sent = self.send_call(index, &batch.spec, &batch.calls, CallReply::Direct(reply));
+                if let Err(e) = sent {
+                    tracing::warn!(engine = id, "cannot send a call: {e}");
+                }
+                Ok(())
+            }
+            Job::Balanced(work) => {
+                let link = self.clone();
+                tokio::spawn(async move { run_balanced(link, index, work).await });
+                Ok(())
+            }
+            Job::Push { values, reply } => {
+                let req = self.req();
+                self.pending.lock().insert(req, Pending::Push(reply));
+                let values = values.into_iter().map(|(n, v)| (n, v.to_json(Encoding::Array))).collect();
+                let _ = self.out.send(ToEngine::Push { req, engine: index, values });
+                self.count_done(index);
+                Ok(())
+            }
+            Job::Pull { names, reply } => {
+                let req = self.req();
+                self.pending.lock().insert(req, Pending::Pull(reply));
+                let _ = self.out.send(ToEngine::Pull { req, engine: index, names });
+                self.count_done(index);
+                Ok(())
+            }
+            Job::Install { component, reply } => {
+                let req = self.req();
+                self.pending.lock().insert(req, Pending::Install { reply, index, name: component.name.clone() });
+                let c = ComponentRef { name: component.name.clone(), digest: component.digest.clone() };
+                let _ = self.out.send(ToEngine::Install { req, engine: index, component: c });
+                self.count_done(index);
+                Ok(())
+            }
+            Job::Forget { digest } => {
+                let _ = self.out.send(ToEngine::Forget { engine: index, digest });
+                Ok(())
+            }
+            // Fault injection is for local engine threads only.
+            Job::Panic | Job::Exit => Ok(()),
+        }
+    }
+}
+
+impl EngineLink {
+    /// Namespace jobs are counted as done when sent: the process answers
+    /// them in order with its calls, and the counters only pick engines.
+    fn count_done(&self, index: usize) {
+        if let Some(info) = self.info(index) {
+            info.queued.fetch_sub(1, Ordering::Relaxed);
+            info.completed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Pull batches of a balanced task for one remote engine, keeping a window
+/// of them in flight; batches of a lost engine go back to the task.
+async fn run_balanced(link: Arc<EngineLink>, index: usize, work: Arc<BalancedWork>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut inflight: HashMap<u64, (usize, Vec<Vec<Arg>>, usize, Instant)> = HashMap::new();
+    let mut inflight_calls = 0usize;
+    // Average time from sending a batch to its answer (starts as "slow").
+    let mut batch_time = FAST_BATCH * 4;
+    let info = link.info(index);
+    let id = info.as_ref().map_or(0, |i| i.id);
+    'outer: loop {
+        let window = if batch_time < FAST_BATCH { WINDOW_FAST } else { WINDOW_SLOW };
+        while inflight_calls < WINDOW_CALLS && inflight.len() < window && !link.is_closed() {
+            let Some((batch, calls, attempt)) = work.take_attempt() else { break };
+            match link.send_call(index, &work.spec, &calls, CallReply::Proxy(tx.clone())) {
+                Ok(req) => {
+                    inflight_calls += calls.len();
+                    inflight.insert(req, (batch, calls, attempt, Instant::now()));
+                }
+                Err(_) => {
+                    work.requeue(batch, calls, attempt);
+                    break;
+                }
+            }
+        }
+        if inflight.is_empty() {
+            break;
+        }
+        let Some((req, outcome)) = rx.recv().await else { break };
+        let Some((batch, calls, attempt, sent)) = inflight.remove(&req) else { continue };
+        inflight_calls -= calls.len();
+        batch_time = (batch_time * 3 + sent.elapsed()) / 4;
+        match outcome {
+            Some(mut o) => {
+                o.batch = batch;
+                if work.sink.send(o).is_err() {
+                    break 'outer;
+                }
+            }
+            None if attempt < work.retries => {
+                tracing::warn!(engine = id, batch, "engine lost: the batch runs again elsewhere");
+                work.requeue(batch, calls, attempt + 1);
+            }
+            None => {
+                let f = &work.spec;
+                let function = f.component.functions.get(f.function).map_or("?", |x| x.name.as_str());
+                let failure = EngineFailure {
+                    engine: id,
+                    function: format!("{}/{function}", f.component.name),
+                    message: format!("engine {id} was lost while running batch {batch}, and it had no retries left"),
+                    trace: String::new(),
+                    cause: FailureCause::Lost,
+                };
+                let _ = work.sink.send(BatchOutcome { engine: id, batch, results: Err(failure), output: EngineOutput::default() });
+            }
+        }
+        if link.is_closed() {
+            // Drain: every request in flight is answered with `None` by close().
+            continue;
+        }
+    }
+    if let Some(info) = info {
+        if !link.is_closed() {
+            info.queued.fetch_sub(1, Ordering::Relaxed);
+            info.completed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Every `tick`: forward cancels; ping every `heartbeat`; close the link
+/// when the process was silent for `silence`. Ends when the link is closed.
+pub async fn watch(link: Arc<EngineLink>, pool: Arc<EnginePool>, heartbeat: Duration, silence: Duration) {
+    let tick = Duration::from_millis(10);
+    let mut last_ping = Instant::now();
+    let mut seq = 0u64;
+    while !link.is_closed() {
+        tokio::time::sleep(tick).await;
+        link.forward_cancels();
+        if last_ping.elapsed() >= heartbeat {
+            seq += 1;
+            last_ping = Instant::now();
+            if !link.ping(seq) {
+                link.close(&pool);
+            }
+        }
+        let quiet = link.last_heard.lock().elapsed();
+        if quiet > silence {
+            tracing::warn!(process = link.process, silent_ms = quiet.as_millis() as u64, "engine process silent past the heartbeat limit");
+            link.close(&pool);
+        }
+    }
+}
