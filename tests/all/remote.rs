@@ -100,7 +100,12 @@ impl RemoteCluster {
 
     fn wait_live(&self, n: usize) {
         let out = self.cli(&["engines", "--wait", &n.to_string(), "--timeout", "60"]);
-        assert!(out.status.success(), "engines --wait {n}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "engines --wait {n}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn upload_seed(&self) {
@@ -158,15 +163,30 @@ fn every_view_works_over_remote_engines() {
     let r = (0..10).collect::<Vec<i64>>();
     let want: Vec<i64> = (0..10).map(|i| 3 * i).collect();
     assert_eq!(c.ok(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [r, r, r]})), json!(want));
-    assert_eq!(c.ok(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [r, r, r], "targets": "balanced", "chunksize": 1})), json!(want));
+    assert_eq!(
+        c.ok(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [r, r, r], "targets": "balanced", "chunksize": 1})),
+        json!(want)
+    );
     assert_eq!(c.ok(json!({"op": "apply", "component": "seed", "function": "hypot2", "args": [3, 4], "targets": "::2"})), json!([25, 25]));
-    assert_eq!(c.ok(json!({"op": "apply", "component": "seed", "function": "hypot2", "kwargs": {"x": 3, "y": 4}, "targets": "balanced"})), json!(25));
-    assert_eq!(c.ok(json!({"op": "parallel", "component": "seed", "function": "sum-chunk", "sequences": [(0..15).collect::<Vec<i64>>()]})), json!([10, 35, 60]));
+    assert_eq!(
+        c.ok(json!({"op": "apply", "component": "seed", "function": "hypot2", "kwargs": {"x": 3, "y": 4}, "targets": "balanced"})),
+        json!(25)
+    );
+    assert_eq!(
+        c.ok(json!({"op": "parallel", "component": "seed", "function": "sum-chunk", "sequences": [(0..15).collect::<Vec<i64>>()]})),
+        json!([10, 35, 60])
+    );
     // Namespace: push, $ref, pull, scatter/gather, arrays.
     let (status, _) = c.call("PUT", "/v1/namespace", Some(json!({"values": {"a": 3, "b": 2, "u": 18446744073709551615u64}})));
     assert_eq!(status, 200);
-    assert_eq!(c.ok(json!({"op": "map", "component": "seed", "function": "affine", "sequences": [[0, 1, 2, 3, 4]]})), json!([2, 5, 8, 11, 14]));
-    assert_eq!(c.ok(json!({"op": "apply", "component": "seed", "function": "identity", "args": [{"$ref": "a"}], "targets": 1})), json!([3]));
+    assert_eq!(
+        c.ok(json!({"op": "map", "component": "seed", "function": "affine", "sequences": [[0, 1, 2, 3, 4]]})),
+        json!([2, 5, 8, 11, 14])
+    );
+    assert_eq!(
+        c.ok(json!({"op": "apply", "component": "seed", "function": "identity", "args": [{"$ref": "a"}], "targets": 1})),
+        json!([3])
+    );
     let (_, pulled) = c.call("GET", "/v1/namespace?names=a,b,u&targets=all", None);
     assert_eq!(pulled["values"], json!(vec![json!({"a": 3, "b": 2, "u": 18446744073709551615u64}); 3]));
     let (status, _) = c.call("POST", "/v1/scatter", Some(json!({"name": "xs", "values": (0..24).collect::<Vec<i64>>()})));
@@ -195,9 +215,15 @@ fn every_view_works_over_remote_engines() {
     assert!(t["error"]["errors"][0]["message"].as_str().unwrap_or("").contains("kaboom"), "{t}");
     assert_eq!(t["error"]["errors"][0]["engine"], 2);
     // Cancel reaches the engine process.
-    let (_, t) = c.call("POST", "/v1/tasks", Some(json!({"op": "apply", "component": "seed", "function": "spin", "targets": 1, "timeout_s": 30, "block": false})));
+    let (_, t) = c.call(
+        "POST",
+        "/v1/tasks",
+        Some(json!({"op": "apply", "component": "seed", "function": "spin", "targets": 1, "timeout_s": 30, "block": false})),
+    );
     let id = t["id"].as_str().expect("id").to_string();
-    wait_for(Duration::from_secs(10), "the spin to start", || (c.call("GET", &format!("/v1/tasks/{id}"), None).1["status"] == "running").then_some(()));
+    wait_for(Duration::from_secs(10), "the spin to start", || {
+        (c.call("GET", &format!("/v1/tasks/{id}"), None).1["status"] == "running").then_some(())
+    });
     let t0 = Instant::now();
     let (_, t) = c.call("DELETE", &format!("/v1/tasks/{id}"), None);
     assert_eq!(t["status"], "cancelled", "{t}");
@@ -221,7 +247,9 @@ fn a_killed_engine_process_fails_its_direct_task_and_its_batches_run_elsewhere()
         Some(json!({"op": "apply", "component": "seed", "function": "spin", "targets": victim_id, "timeout_s": 60, "block": false})),
     );
     let id = t["id"].as_str().expect("id").to_string();
-    wait_for(Duration::from_secs(10), "the call to start", || (c.call("GET", &format!("/v1/tasks/{id}"), None).1["status"] == "running").then_some(()));
+    wait_for(Duration::from_secs(10), "the call to start", || {
+        (c.call("GET", &format!("/v1/tasks/{id}"), None).1["status"] == "running").then_some(())
+    });
     signal(victim, libc::SIGKILL);
     let killed = Instant::now();
     let (_, t) = c.call("GET", &format!("/v1/tasks/{id}?wait=30"), None);

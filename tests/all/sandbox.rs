@@ -9,6 +9,28 @@ use serde_json::{json, Value as Json};
 
 use crate::server::TestServer;
 
+/// Poll `f` until it returns `Some`, or fail after `within`: waits on a real
+/// condition, never a guessed sleep.
+fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn status_of(s: &TestServer, id: &str) -> Json {
+    s.call("GET", &format!("/v1/tasks/{id}"), None).1["status"].clone()
+}
+
+fn completed_total(s: &TestServer) -> u64 {
+    let (_, e) = s.call("GET", "/v1/engines", None);
+    e["engines"].as_array().map_or(0, |all| all.iter().map(|e| e["completed"].as_u64().unwrap_or(0)).sum())
+}
+
 fn error_kind(task: &Json) -> &str {
     task["error"]["kind"].as_str().unwrap_or("")
 }
@@ -138,17 +160,26 @@ fn cancel_interrupts_running_calls_and_drops_queued_work() {
     // Running calls on every engine are interrupted.
     let (status, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "seed", "function": "spin", "block": false})));
     assert_eq!(status, 202, "{t}");
-    std::thread::sleep(Duration::from_millis(100));
-    let t = cancel(t["id"].as_str().expect("id"));
+    let id = t["id"].as_str().expect("id").to_string();
+    wait_for(Duration::from_secs(10), "the spin to start", || (status_of(&s, &id) == "running").then_some(()));
+    let t = cancel(&id);
     assert_eq!(t["status"], "cancelled", "{t}");
     assert_eq!(t["error"]["kind"], "Cancelled");
     // A balanced map: two long calls running, eight batches queued behind
     // them; the running ones are interrupted and the queued ones never run.
     let long = vec![2_000_000_000u32; 10];
-    let (_, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "seed", "function": "shout",
-        "sequences": [long], "targets": "balanced", "chunksize": 1, "block": false})));
-    std::thread::sleep(Duration::from_millis(200));
+    let (_, t) = s.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "map", "component": "seed", "function": "shout",
+        "sequences": [long], "targets": "balanced", "chunksize": 1, "block": false})),
+    );
     let id = t["id"].as_str().expect("id").to_string();
+    // Running: both engines busy with their first batch.
+    wait_for(Duration::from_secs(10), "both engines to be busy", || {
+        let (_, e) = s.call("GET", "/v1/engines", None);
+        e["engines"].as_array().is_some_and(|all| all.iter().all(|e| e["state"] == "busy")).then_some(())
+    });
     let (_, running) = s.call("GET", &format!("/v1/tasks/{id}"), None);
     assert_eq!(running["status"], "running", "{running}");
     let t = cancel(&id);
@@ -207,18 +238,33 @@ fn a_client_that_disconnects_mid_request_loses_nothing() {
     s.upload_seed();
     mark(&s);
     let addr = s.url.trim_start_matches("http://").to_string();
+    let before = completed_total(&s);
     // A blocking task whose client goes away before the answer.
     let body = json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 0.5, "block": true}).to_string();
     let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
-    write!(sock, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", s.token, body.len(), body).expect("send");
+    write!(
+        sock,
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        s.token,
+        body.len(),
+        body
+    )
+    .expect("send");
     drop(sock);
     // A request whose body never fully arrives.
     let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
     write!(sock, "PUT /v1/namespace HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"values\": {{\"marker\": ", s.token).expect("send");
     drop(sock);
-    std::thread::sleep(Duration::from_millis(800));
+    // The abandoned task still ran to its end on both engines (their
+    // completed counts move by one each) and was recorded as timed out...
+    wait_for(Duration::from_secs(20), "the abandoned task to finish on both engines", || (completed_total(&s) >= before + 2).then_some(()));
+    // ...and the half-sent push changed nothing: the marker is intact and
+    // no `marker` of another value appeared.
     assert_marked(&s, 2);
     s.assert_healthy(2);
+    // The server still takes new connections and answers them in full.
+    let t = s.task(json!({"op": "apply", "component": "seed", "function": "add3", "args": [1, 2, 3]}));
+    assert_eq!(t["result"], json!([6, 6]));
 }
 
 #[test]
@@ -238,26 +284,95 @@ fn bad_input_gets_a_clear_4xx() {
     };
     check(post_raw(b"{\"op\": \"apply\""), 400, "BadRequest", "invalid JSON");
     check(post_raw(b""), 400, "BadRequest", "empty");
-    check(post_raw(b"{\"op\": \"apply\", \"component\": \"seed\", \"function\": \"greet\", \"args\": [\"\xff\xfe\"]}"), 400, "BadRequest", "invalid JSON");
-    let deep = format!("{{\"op\": \"apply\", \"component\": \"seed\", \"function\": \"identity\", \"args\": [{}1{}]}}", "[".repeat(5000), "]".repeat(5000));
+    check(
+        post_raw(b"{\"op\": \"apply\", \"component\": \"seed\", \"function\": \"greet\", \"args\": [\"\xff\xfe\"]}"),
+        400,
+        "BadRequest",
+        "invalid JSON",
+    );
+    let deep = format!(
+        "{{\"op\": \"apply\", \"component\": \"seed\", \"function\": \"identity\", \"args\": [{}1{}]}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
     check(post_raw(deep.as_bytes()), 400, "BadRequest", "recursion limit");
-    check(post_raw(br#"{"op": "apply", "component": "seed", "function": "identity", "args": [1], "tragets": "all"}"#), 400, "BadRequest", "unknown field `tragets`");
+    check(
+        post_raw(br#"{"op": "apply", "component": "seed", "function": "identity", "args": [1], "tragets": "all"}"#),
+        400,
+        "BadRequest",
+        "unknown field `tragets`",
+    );
     let task = |spec: Json| s.call("POST", "/v1/tasks", Some(&spec));
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": ["x"]})), 422, "TypeError", "argument `x`: expected s64, got the string \"x\"");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1, 2]})), 422, "TypeError", "takes 1 arguments but 2 were given");
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": ["x"]})),
+        422,
+        "TypeError",
+        "argument `x`: expected s64, got the string \"x\"",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1, 2]})),
+        422,
+        "TypeError",
+        "takes 1 arguments but 2 were given",
+    );
     check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": []})), 422, "TypeError", "missing argument `x`");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [9223372036854775808u64]})), 422, "TypeError", "s64 (an integer in");
-    check(task(json!({"op": "apply", "component": "seed", "function": "roundtrip",
-        "args": [256, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, "a", true]})), 422, "TypeError", "argument `a`: expected u8 (an integer in 0..=255), got 256");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "kwargs": {"y": 2}})), 422, "TypeError", "unknown argument `y`");
-    check(task(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [[1], [2]]})), 422, "TypeError", "2 sequences given for 3 free parameters");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": "::0"})), 400, "BadRequest", "step cannot be zero");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": "a:b"})), 400, "BadRequest", "not an integer");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": 7})), 404, "NotFound", "engine `7` not found");
-    check(task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "timeout_s": -1})), 400, "BadRequest", "timeout_s");
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [9223372036854775808u64]})),
+        422,
+        "TypeError",
+        "s64 (an integer in",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "roundtrip",
+        "args": [256, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, "a", true]})),
+        422,
+        "TypeError",
+        "argument `a`: expected u8 (an integer in 0..=255), got 256",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "kwargs": {"y": 2}})),
+        422,
+        "TypeError",
+        "unknown argument `y`",
+    );
+    check(
+        task(json!({"op": "map", "component": "seed", "function": "add3", "sequences": [[1], [2]]})),
+        422,
+        "TypeError",
+        "2 sequences given for 3 free parameters",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": "::0"})),
+        400,
+        "BadRequest",
+        "step cannot be zero",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": "a:b"})),
+        400,
+        "BadRequest",
+        "not an integer",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "targets": 7})),
+        404,
+        "NotFound",
+        "engine `7` not found",
+    );
+    check(
+        task(json!({"op": "apply", "component": "seed", "function": "identity", "args": [1], "timeout_s": -1})),
+        400,
+        "BadRequest",
+        "timeout_s",
+    );
     check(task(json!({"op": "apply", "component": "nope", "function": "identity"})), 404, "NotFound", "component `nope` not found");
     check(task(json!({"op": "apply", "component": "seed", "function": "nope"})), 404, "NotFound", "it exports: add3");
-    check(task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..2000).collect::<Vec<i64>>()]})), 413, "TooLarge", "exceed the limit of 1000");
+    check(
+        task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..2000).collect::<Vec<i64>>()]})),
+        413,
+        "TooLarge",
+        "exceed the limit of 1000",
+    );
     check(s.call("GET", "/v1/tasks/nope", None), 404, "NotFound", "task `nope` not found");
     check(s.call("DELETE", "/v1/tasks/nope", None), 404, "NotFound", "task `nope` not found");
     check(s.call("GET", "/v1/components/nope", None), 404, "NotFound", "component `nope` not found");
@@ -273,7 +388,12 @@ fn bad_input_gets_a_clear_4xx() {
     check(upload(b"\0asm\x01\0\0\0".to_vec()), 400, "InvalidComponent", "core WebAssembly module, not a component");
     check(upload(b"\0asm\x0d\0\x01\0\x01\x02\x03".to_vec()), 400, "InvalidComponent", "does not validate");
     check(s.raw("POST", "/v1/components", Some(b"\0asm".to_vec()), Some(&tok), "application/wasm"), 400, "BadRequest", "name");
-    check(s.raw("POST", "/v1/components?name=bad/name", Some(b"\0asm".to_vec()), Some(&tok), "application/wasm"), 400, "BadRequest", "is not valid");
+    check(
+        s.raw("POST", "/v1/components?name=bad/name", Some(b"\0asm".to_vec()), Some(&tok), "application/wasm"),
+        400,
+        "BadRequest",
+        "is not valid",
+    );
     // No token, wrong token; health needs none.
     check(s.raw("GET", "/v1/engines", None, None, "application/json"), 401, "Unauthorized", "token");
     check(s.raw("GET", "/v1/engines", None, Some("wrong"), "application/json"), 401, "Unauthorized", "token");
@@ -287,7 +407,8 @@ fn bad_input_gets_a_clear_4xx() {
 fn a_full_queue_answers_429_with_retry_after() {
     let s = TestServer::start_with(1, |c| c.limits.queue_max = 1);
     s.upload_seed();
-    let (status, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 2, "block": false})));
+    let (status, t) =
+        s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 2, "block": false})));
     assert_eq!(status, 202, "{t}");
     let resp = s
         .http
@@ -379,6 +500,15 @@ fn memory_returns_after_load() {
         .output()
         .expect("start");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Stops the daemon and removes its folder even when an assertion fails.
+    struct Daemon(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar")).arg("stop").arg("--connection-file").arg(&self.1).output();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _daemon = Daemon(dir.clone(), conn.clone());
     let info = wasmpar::api::connection::read(&conn).expect("connection file");
     let http = reqwest::blocking::Client::new();
     let post = |path: &str, body: &Json| -> Json {
@@ -389,9 +519,21 @@ fn memory_returns_after_load() {
     let r = http.post(format!("{}/v1/components?name=seed", info.url)).bearer_auth(&info.token).body(seed).send().expect("upload");
     assert_eq!(r.status().as_u16(), 201);
     // Warm up every path once, then take the baseline.
-    let warm = post("/v1/tasks", &json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..1000).collect::<Vec<i64>>()], "block": true}));
+    let warm = post(
+        "/v1/tasks",
+        &json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..1000).collect::<Vec<i64>>()], "block": true}),
+    );
     assert_eq!(warm["status"], "done");
-    std::thread::sleep(Duration::from_millis(300));
+    let idle = || {
+        let e = http
+            .get(format!("{}/v1/engines", info.url))
+            .bearer_auth(&info.token)
+            .send()
+            .and_then(|r| r.json::<Json>())
+            .unwrap_or(Json::Null);
+        e["engines"].as_array().is_some_and(|all| all.iter().all(|e| e["queued"] == 0 && e["state"] == "idle"))
+    };
+    wait_for(Duration::from_secs(10), "the engines to be idle", || idle().then_some(()));
     let before = rss_mib(info.pid);
     let deadline = Instant::now() + Duration::from_secs(4);
     std::thread::scope(|scope| {
@@ -410,10 +552,8 @@ fn memory_returns_after_load() {
             });
         }
     });
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(Duration::from_secs(10), "the engines to be idle", || idle().then_some(()));
     let after = rss_mib(info.pid);
-    let _ = std::process::Command::new(bin).arg("stop").arg("--connection-file").arg(&conn).output();
-    let _ = std::fs::remove_dir_all(&dir);
     eprintln!("server RSS: {before:.1} MiB before the load, {after:.1} MiB after");
     // Finished task records are kept (bounded, results of blocking answers
     // dropped) and the allocator keeps some pages: "near" is within 64 MiB of

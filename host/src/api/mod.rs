@@ -11,8 +11,10 @@ mod body;
 pub mod connection;
 pub mod dashboard;
 pub mod error;
+pub mod history;
 pub mod metrics;
 mod routes;
+pub mod tls;
 pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -37,6 +39,10 @@ use crate::{Error, Result};
 
 pub struct AppState {
     pub controller: Arc<Controller>,
+    /// Every task's record (issue 15): SQLite, or memory with `--db none`.
+    pub store: Arc<dyn crate::store::TaskStore>,
+    pub events: Arc<dashboard::EventHub>,
+    pub metrics: Arc<metrics::Metrics>,
     token: String,
     pub shutdown: Notify,
     fault_injection: bool,
@@ -62,7 +68,11 @@ pub struct AppState {
         routes::pull_raw,
         routes::scatter,
         routes::gather,
-        routes::shutdown
+        routes::shutdown,
+        history::list,
+        history::purge,
+        history::events_doc,
+        history::metrics_doc
     ),
     components(schemas(crate::scheduler::TaskSpec, crate::scheduler::TaskView, crate::scheduler::Targets, error::ErrorBody)),
     modifiers(&CommonAnswers)
@@ -144,17 +154,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/components", post(routes::upload).get(routes::components))
         .route("/v1/components/{name}", get(routes::component).delete(routes::delete_component))
         .route("/v1/install", post(routes::install))
-        .route("/v1/tasks", post(routes::submit))
+        .route("/v1/tasks", post(routes::submit).get(history::list).delete(history::purge))
         .route("/v1/tasks/{id}", get(routes::task).delete(routes::cancel))
         .route("/v1/namespace", put(routes::push).get(routes::pull))
         .route("/v1/namespace/{name}", put(routes::push_raw).get(routes::pull_raw))
         .route("/v1/scatter", post(routes::scatter))
         .route("/v1/gather", get(routes::gather))
         .route("/v1/shutdown", post(routes::shutdown))
+        .merge(dashboard::event_routes(state.events.clone()))
+        .merge(metrics::routes(metrics::MetricsSource { metrics: state.metrics.clone(), snapshot: cluster_snapshot(&state) }))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let app = Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/openapi.json", get(openapi))
+        .merge(dashboard::page_routes())
         .merge(protected)
         .fallback(|uri: axum::http::Uri| async move { ApiError(Error::not_found("route", crate::error::cut(uri.path()))) })
         // Bodies are read by `body::read_bytes`, which enforces the limits itself.
@@ -163,6 +176,23 @@ pub fn router(state: Arc<AppState>) -> Router {
     // Around the whole router, not each route (as `Router::layer` puts
     // them): axum adds a 405's `Allow` header on the way out of a route.
     Router::new().fallback_service(app).layer(middleware::from_fn(json_errors)).layer(middleware::from_fn(limit_uri))
+}
+
+/// What `/metrics` reads at scrape time (off the async workers).
+fn cluster_snapshot(state: &Arc<AppState>) -> Arc<dyn Fn() -> metrics::ClusterSnapshot + Send + Sync> {
+    let s = Arc::downgrade(state);
+    Arc::new(move || {
+        let Some(s) = s.upgrade() else { return metrics::ClusterSnapshot::default() };
+        let (tasks_pending, tasks_running) = s.controller.live_tasks();
+        let store = match s.store.stats() {
+            Ok(stats) => Some(stats),
+            Err(e) => {
+                tracing::warn!(error = %e, "the task store's counts are unavailable to /metrics");
+                None
+            }
+        };
+        metrics::ClusterSnapshot { engines: s.controller.engines(), tasks_pending, tasks_running, store }
+    })
 }
 
 /// The longest path and query served; longer ones get a JSON 414. (Past
@@ -238,6 +268,13 @@ pub struct ServerConfig {
     pub connection_file: PathBuf,
     pub limits: Limits,
     pub fault_injection: bool,
+    /// TLS for the API and the engines' WebSocket; `None` serves plain HTTP.
+    pub tls: Option<tls::TlsSource>,
+    /// Serve plain HTTP beyond loopback anyway (`--insecure`, logged).
+    pub insecure: bool,
+    /// The task store (`wasmpar start --db`); memory unless asked.
+    pub db: crate::store::StoreLocation,
+    pub retention: crate::store::Retention,
 }
 
 impl Default for ServerConfig {
@@ -249,6 +286,10 @@ impl Default for ServerConfig {
             connection_file: connection::default_path(),
             limits: Limits::default(),
             fault_injection: false,
+            tls: None,
+            insecure: false,
+            db: crate::store::StoreLocation::Memory,
+            retention: crate::store::Retention::default(),
         }
     }
 }
@@ -259,12 +300,29 @@ pub struct Server {
     pub state: Arc<AppState>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     connection_file: PathBuf,
+    snapshots: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Start engines, bind, write the connection file; returns when ready.
     pub async fn start(config: ServerConfig) -> Result<Server> {
+        // Before any engine starts: a bad certificate or a refused address fails at once.
+        let tls = match &config.tls {
+            Some(source) => Some(tls::server_config(source, &config.connection_file, config.listen)?),
+            None => None,
+        };
         if !config.listen.is_loopback() {
+            if tls.is_none() && !config.insecure {
+                return Err(Error::BadRequest(format!(
+                    "refusing to listen on {} without TLS: the token and every value would cross the network in clear text. \
+                     Pass --tls (a self-signed certificate, pinned by engines and the CLI through the connection file), \
+                     --tls-cert FILE --tls-key FILE, or --insecure to serve plain HTTP anyway",
+                    config.listen
+                )));
+            }
+            if tls.is_none() {
+                tracing::warn!(listen = %config.listen, "--insecure: serving plain HTTP beyond loopback; the token and every value cross the network in clear text");
+            }
             tracing::warn!(listen = %config.listen, "listening beyond loopback: anyone who can reach this address and has the token can run code here");
         }
         let engines = config.engines;
@@ -278,24 +336,48 @@ impl Server {
         let token = connection::kept_token(&config.connection_file)
             .map_err(|e| Error::BadRequest(format!("cannot keep the token beside {}: {e}", config.connection_file.display())))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+        let options = crate::store::SqliteOptions { retention: config.retention.clone(), ..Default::default() };
+        let db = config.db.clone();
+        let store = tokio::task::spawn_blocking(move || db.open(options))
+            .await
+            .map_err(|e| Error::Internal(format!("opening the task store panicked: {e}")))??;
+        let events = dashboard::EventHub::new();
+        let snapshots = {
+            let c = controller.clone();
+            events.spawn_engine_snapshots(std::time::Duration::from_secs(1), move || c.engines())
+        };
         let state = Arc::new(AppState {
             controller,
+            store,
+            events,
+            metrics: metrics::Metrics::new(),
             // A controller restarted on the same connection file keeps its
             // token, so engine processes waiting to reconnect are let in.
             token,
             shutdown: Notify::new(),
             fault_injection: config.fault_injection,
         });
-        let info = ConnectionInfo { url: format!("http://{addr}"), token: state.token.clone(), pid: std::process::id(), engines };
+        let info = ConnectionInfo {
+            url: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
+            token: state.token.clone(),
+            pid: std::process::id(),
+            engines,
+            tls_fingerprint: tls.as_ref().map(|(_, fp)| fp.clone()),
+        };
         let app = router(state.clone());
         let stopper = state.clone();
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopper.shutdown.notified().await }).await
-        });
+        let stopped = async move { stopper.shutdown.notified().await };
+        let serve = match tls {
+            Some((tls_config, _)) => {
+                let listener = tls::TlsListener::new(listener, tls_config).map_err(|e| Error::Internal(e.to_string()))?;
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+            None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
+        };
         connection::write(&config.connection_file, &info)
             .map_err(|e| Error::BadRequest(format!("cannot write the connection file {}: {e}", config.connection_file.display())))?;
-        tracing::info!(url = info.url, engines, file = %config.connection_file.display(), "wasmpar is ready");
-        Ok(Server { info, state, serve, connection_file: config.connection_file })
+        tracing::info!(url = info.url, engines, db = %state.store.describe(), file = %config.connection_file.display(), "wasmpar is ready");
+        Ok(Server { info, state, serve, connection_file: config.connection_file, snapshots })
     }
 
     /// Ask the server to stop (as `POST /v1/shutdown` does).
@@ -306,8 +388,16 @@ impl Server {
     /// Wait until the server has stopped, then remove the connection file.
     pub async fn wait(self) -> Result<()> {
         let outcome = self.serve.await;
+        self.snapshots.abort();
         let _ = std::fs::remove_file(&self.connection_file);
         self.state.controller.shutdown_engines();
+        // Commit what the store holds before the process ends.
+        let store = self.state.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the task store's last records were not committed"),
+            Err(e) => tracing::error!(error = %e, "flushing the task store panicked"),
+        }
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Internal(format!("server error: {e}"))),
