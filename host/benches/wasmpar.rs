@@ -22,6 +22,8 @@ mod compute;
 mod http;
 #[path = "wasmpar/process.rs"]
 mod process;
+#[path = "wasmpar/remote.rs"]
+mod remote;
 #[path = "wasmpar/report.rs"]
 mod report;
 
@@ -68,6 +70,10 @@ fn main() {
     if wanted("process") {
         eprintln!("wasmpar bench: the wasmpar binary…");
         process::rows(&mut table, &dir, &dir.join("cache"));
+    }
+    if wanted("remote") {
+        eprintln!("wasmpar bench: remote engines beside in-process ones…");
+        remote::rows(&mut table, &dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
 

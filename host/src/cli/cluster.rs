@@ -22,9 +22,25 @@ pub struct StartArgs {
     /// Port to listen on; 0 picks a free one (the connection file tells which).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Address to listen on. Anything but loopback exposes the cluster to the network.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to listen on. Anything but loopback exposes the cluster to the
+    /// network, and needs --tls, --tls-cert/--tls-key or --insecure.
+    #[arg(long, visible_alias = "ip", default_value = "127.0.0.1")]
     pub listen: IpAddr,
+    /// Serve HTTPS with a self-signed certificate made once and kept beside the
+    /// connection file (.crt, .key mode 0600); engines and the CLI pin its
+    /// fingerprint, which the connection file carries.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP beyond loopback anyway (logged at warn): the token and
+    /// every value cross the network in clear text.
+    #[arg(long)]
+    pub insecure: bool,
     /// Run in the background; return once every engine is ready.
     #[arg(long)]
     pub daemon: bool,
@@ -67,12 +83,32 @@ pub struct StartArgs {
     /// Where compiled components are cached.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// The Python runner the execute op (`px`, `%%px`) uploads on first use
+    /// (default: $WASMPAR_PYTHON_RUNNER, else target/guests/other/python_runner.wasm of this build).
+    #[arg(long, value_name = "PATH")]
+    pub python_runner: Option<PathBuf>,
     /// Log file for --daemon (default: beside the connection file).
     #[arg(long)]
     pub log_file: Option<PathBuf>,
     /// Expose POST /v1/engines/{id}/panic (for fault-injection tests only).
     #[arg(long, hide = true)]
     pub enable_fault_injection: bool,
+    /// Engines started by a cluster system instead of in this process.
+    #[command(flatten)]
+    pub launch: super::launch::LaunchArgs,
+    /// The task store: an SQLite file, or `none` to keep tasks in memory only
+    /// (default: tasks.sqlite beside the connection file, ~/.wasmpar/tasks.sqlite).
+    #[arg(long, value_name = "PATH|none")]
+    pub db: Option<String>,
+    /// Finished tasks the store keeps at most (0: no bound).
+    #[arg(long, default_value_t = 100_000)]
+    pub retain_tasks: u64,
+    /// Days a finished task stays in the store at most (0: no bound).
+    #[arg(long, default_value_t = 30.0)]
+    pub retain_days: f64,
+    /// MiB of task records the store keeps at most (0: no bound).
+    #[arg(long, default_value_t = 1024)]
+    pub retain_mib: u64,
 }
 
 impl StartArgs {
@@ -95,7 +131,35 @@ impl StartArgs {
             tasks_min_age: Duration::from_secs(self.tasks_min_age_s),
             tasks_kept_bytes: self.tasks_kept_mib << 20,
             cache_dir: self.cache_dir.clone().or(defaults.cache_dir.clone()),
+            python_runner: self.python_runner.clone(),
             ..defaults
+        })
+    }
+
+    /// Where the task store lives: `--db`, or `tasks.sqlite` beside the
+    /// connection file (so two clusters never share a store by default).
+    pub fn db(&self, connection_file: &std::path::Path) -> Result<crate::store::StoreLocation> {
+        let location = crate::store::StoreLocation::from_flag(self.db.as_deref())?;
+        if self.db.is_some() {
+            return Ok(location);
+        }
+        let name = match connection_file.file_name().and_then(|n| n.to_str()) {
+            Some("cluster.json") | None => "tasks.sqlite".to_string(),
+            Some(other) => format!("{}.tasks.sqlite", other.strip_suffix(".json").unwrap_or(other)),
+        };
+        Ok(crate::store::StoreLocation::Sqlite(connection_file.with_file_name(name)))
+    }
+
+    pub fn retention(&self) -> Result<crate::store::Retention> {
+        if !(self.retain_days.is_finite() && (0.0..=1e6).contains(&self.retain_days)) {
+            bail!("--retain-days must be a number of days between 0 (no bound) and 1000000");
+        }
+        let bound = |n: u64| (n > 0).then_some(n);
+        Ok(crate::store::Retention {
+            max_tasks: bound(self.retain_tasks),
+            max_age: (self.retain_days > 0.0).then(|| Duration::from_secs_f64(self.retain_days * 86_400.0)),
+            max_bytes: bound(self.retain_mib).map(|m| m.saturating_mul(1 << 20)),
+            ..Default::default()
         })
     }
 }
@@ -105,13 +169,23 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
     if a.daemon {
         return start_daemon(cli, a, p, connection_file);
     }
+    let launcher = a.launch.launcher()?;
+    let wanted = a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let config = ServerConfig {
-        engines: a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // With a launcher the controller has no engines of its own.
+        engines: if launcher.is_some() { 0 } else { wanted },
         listen: a.listen,
         port: a.port,
         connection_file: connection_file.clone(),
         limits: a.limits()?,
         fault_injection: a.enable_fault_injection,
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::api::tls::TlsSource::Files { cert: cert.clone(), key: key.clone() }),
+            _ => a.tls.then_some(crate::api::tls::TlsSource::SelfSigned),
+        },
+        insecure: a.insecure,
+        db: a.db(&connection_file)?,
+        retention: a.retention()?,
     };
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -146,7 +220,23 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
                 });
             }
         }
+        let mut launched = match &launcher {
+            Some(l) => {
+                let handle = super::launch::launch(l, &a.launch, &server.info.url, &server.info.token, &connection_file, wanted)?;
+                if !p.json {
+                    println!("wasmpar: {wanted} engines launched with {} ({:?}); `wasmpar engines --wait {wanted}` waits for them", l.name(), handle.record());
+                }
+                Some(handle)
+            }
+            None => None,
+        };
         server.wait().await?;
+        if let Some(h) = launched.as_mut() {
+            if let Err(e) = h.stop() {
+                eprintln!("wasmpar: stopping the launched engines failed: {e}");
+            }
+            let _ = std::fs::remove_file(super::launch::record_path(&connection_file));
+        }
         if !p.json {
             println!("wasmpar: stopped");
         }
@@ -232,6 +322,14 @@ fn start_daemon(cli: &Cli, a: &StartArgs, p: &Printer, connection_file: PathBuf)
 
 pub fn stop(cli: &Cli, p: &Printer) -> Result<ExitCode> {
     let path = connection_path(cli);
+    // Engines a dead controller launched (Slurm jobs, process groups) are
+    // stopped from the record it left, even if the controller is gone.
+    if crate::api::connection::read(&path).is_err() || client(cli).and_then(|c| Ok(c.health()?)).is_err() {
+        if super::launch::stop_launched(&path)? {
+            println!("wasmpar: stopped the engines a stopped controller had launched");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let info = crate::api::connection::read(&path).ok();
     let c = client(cli)?;
     c.post::<serde_json::Value>("/v1/shutdown", &json!({}))?;

@@ -5,6 +5,8 @@ mod args;
 mod cluster;
 mod demo;
 mod engine;
+mod history;
+mod launch;
 mod npy;
 mod output;
 
@@ -124,6 +126,10 @@ pub enum Command {
     Cancel { id: String },
     /// The main job: Mandelbrot on an embedded cluster, serial vs parallel, PNG written.
     Demo(demo::DemoArgs),
+    /// Past tasks from the task store, newest first (`db_query`).
+    History(history::HistoryArgs),
+    /// Print the dashboard's URL (the token rides in its fragment).
+    Dashboard,
 }
 
 #[derive(Args, Debug)]
@@ -210,6 +216,8 @@ fn run(cli: Cli, p: &Printer) -> Result<ExitCode> {
     match &cli.command {
         Command::Start(a) => cluster::start(&cli, a, p),
         Command::Demo(a) => demo::run(a, p),
+        Command::History(a) => history::history(&cli, a, p),
+        Command::Dashboard => history::dashboard(&cli, p),
         Command::Stop => cluster::stop(&cli, p),
         Command::Engines { wait, timeout } => {
             let list = match wait {

@@ -1,0 +1,180 @@
+//! Remote engines beside in-process ones, in one run: a controller with two
+//! local engine threads, and a controller with none plus two `wasmpar engine
+//! -n 1` processes joining it over loopback. The same requests against both
+//! (apply latency, balanced tiny tasks, a raw 80 MB push, the tutorial's
+//! Mandelbrot); issue 11's figures are the targets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use crate::report::{median_of, ms, Table, Target};
+
+const WASMPAR: &str = env!("CARGO_BIN_EXE_wasmpar");
+
+struct Cluster {
+    conn: PathBuf,
+    url: String,
+    token: String,
+    engines: Vec<Child>,
+    client: reqwest::blocking::Client,
+}
+
+impl Cluster {
+    /// `local` engine threads, or (0 and) `remote` engine processes.
+    fn start(dir: &Path, name: &str, local: usize, remote: usize) -> Cluster {
+        let conn = dir.join(format!("{name}.json"));
+        let out = Command::new(WASMPAR)
+            .args(["start", "-n", &local.to_string(), "--daemon", "--cache-dir"])
+            .arg(dir.join(format!("{name}-cache")))
+            .arg("--connection-file")
+            .arg(&conn)
+            .output()
+            .expect("wasmpar start");
+        assert!(out.status.success(), "start: {}", String::from_utf8_lossy(&out.stderr));
+        let info = wasmpar::api::connection::read(&conn).expect("connection file");
+        let mut engines = Vec::new();
+        for i in 0..remote {
+            engines.push(
+                Command::new(WASMPAR)
+                    .args(["engine", "-n", "1", "--cache-dir"])
+                    .arg(dir.join(format!("{name}-engine{i}-cache")))
+                    .arg("--connection-file")
+                    .arg(&conn)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("wasmpar engine"),
+            );
+        }
+        let c = Cluster { conn, url: info.url, token: info.token, engines, client: reqwest::blocking::Client::new() };
+        let want = local + remote;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while c.get("/v1/engines")["engines"].as_array().map_or(0, Vec::len) < want {
+            assert!(Instant::now() < deadline, "engines did not join");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c
+    }
+
+    fn get(&self, path: &str) -> Json {
+        self.client.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().and_then(|r| r.json()).unwrap_or(Json::Null)
+    }
+
+    fn task(&self, spec: &Json) -> (Duration, Json) {
+        let mut spec = spec.clone();
+        spec["block"] = json!(true);
+        let t0 = Instant::now();
+        let v: Json = self
+            .client
+            .post(format!("{}/v1/tasks", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .and_then(|r| r.json())
+            .expect("task");
+        let took = t0.elapsed();
+        assert_eq!(v["status"], "done", "{v}");
+        (took, v)
+    }
+
+    fn upload(&self, name: &str, bytes: Vec<u8>) {
+        let r = self
+            .client
+            .post(format!("{}/v1/components?name={name}", self.url))
+            .bearer_auth(&self.token)
+            .body(bytes)
+            .send()
+            .expect("upload");
+        assert_eq!(r.status().as_u16(), 201);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(WASMPAR).arg("stop").arg("--connection-file").arg(&self.conn).output();
+        for e in &mut self.engines {
+            let _ = e.kill();
+            let _ = e.wait();
+        }
+    }
+}
+
+struct Figures {
+    apply_p50_us: f64,
+    tiny_rate: f64,
+    push_mb_s: f64,
+    mandel_ms: f64,
+}
+
+fn measure(c: &Cluster) -> Figures {
+    c.upload("seed", std::fs::read(wasmpar::examples::SEED_WASM).expect("seed"));
+    c.upload("mandelbrot", std::fs::read(wasmpar::examples::MANDELBROT_WASM).expect("mandelbrot"));
+    // apply through one engine.
+    let mut lat = Vec::with_capacity(1000);
+    for i in 0..1100 {
+        let (d, _) = c.task(&json!({"op": "apply", "component": "seed", "function": "identity", "args": [i], "targets": 0}));
+        if i >= 100 {
+            lat.push(d);
+        }
+    }
+    lat.sort();
+    let apply_p50_us = lat[lat.len() / 2].as_secs_f64() * 1e6;
+    // balanced tiny tasks, chunksize 1.
+    let ids: Vec<i64> = (0..100_000).collect();
+    let spec = json!({"op": "map", "component": "seed", "function": "identity", "sequences": [ids], "targets": "balanced", "chunksize": 1});
+    let (t_tiny, v) = median_of(3, || c.task(&spec));
+    assert_eq!(v["result"][99_999], 99_999);
+    // raw push of 80 MB to both engines.
+    let raw: Vec<u8> = (0..10_000_000u64).flat_map(|i| (i as f64 * 0.5).to_le_bytes()).collect();
+    let raw = bytes::Bytes::from(raw);
+    let (t_push, ()) = median_of(3, || {
+        let t0 = Instant::now();
+        let r =
+            c.client.put(format!("{}/v1/namespace/big?dtype=float64", c.url)).bearer_auth(&c.token).body(raw.clone()).send().expect("push");
+        assert!(r.status().is_success(), "push: {}", r.status());
+        (t0.elapsed(), ())
+    });
+    let push_mb_s = 80.0 * 2.0 / t_push.as_secs_f64();
+    // the tutorial's Mandelbrot, @parallel of mandel-chunk.
+    let xr: Vec<f64> = (0..300).map(|i| -2.0 + i as f64 * 0.01).collect();
+    let yr: Vec<f64> = (0..200).map(|j| -1.0 + j as f64 * 0.01).collect();
+    let xs: Vec<f64> = yr.iter().flat_map(|_| xr.iter().copied()).collect();
+    let ys: Vec<f64> = yr.iter().flat_map(|&y| std::iter::repeat_n(y, xr.len())).collect();
+    let mut expected = Vec::new();
+    crate::kernel::mandel_chunk(&xs, &ys, 80, &mut expected);
+    let spec = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
+    let (t_mandel, v) = median_of(5, || c.task(&spec));
+    let got: Vec<u32> = v["result"].as_array().expect("list").iter().map(|x| x.as_u64().unwrap_or(0) as u32).collect();
+    assert_eq!(got, expected, "the tutorial's counts");
+    Figures { apply_p50_us, tiny_rate: 1e5 / t_tiny.as_secs_f64(), push_mb_s, mandel_ms: ms(t_mandel) }
+}
+
+pub fn rows(t: &mut Table, dir: &Path) {
+    let local = measure(&Cluster::start(dir, "local", 2, 0));
+    let remote = measure(&Cluster::start(dir, "remote", 0, 2));
+    t.section("remote engines (2 `wasmpar engine -n 1` processes over loopback) beside 2 in-process engines, one run");
+    t.add("apply p50, in-process engine", local.apply_p50_us, "µs", None, "1000 requests after 100");
+    t.add("apply p50, remote engine", remote.apply_p50_us, "µs", Some(Target::AtMost(400.0)), "1000 requests after 100");
+    t.add("balanced tiny tasks, chunksize 1, in-process", local.tiny_rate, "calls/s", None, "100 000 seed/identity, median of 3");
+    t.add(
+        "balanced tiny tasks, chunksize 1, remote",
+        remote.tiny_rate,
+        "calls/s",
+        Some(Target::AtLeast(300_000.0)),
+        "100 000 seed/identity, median of 3",
+    );
+    t.add("raw push of 80 MB to 2 engines, in-process", local.push_mb_s, "MB/s", None, "aggregate, median of 3");
+    t.add("raw push of 80 MB to 2 engines, remote", remote.push_mb_s, "MB/s", Some(Target::AtLeast(1000.0)), "aggregate, median of 3");
+    t.add("tutorial Mandelbrot (@parallel mandel-chunk), in-process", local.mandel_ms, "ms", None, "median of 5");
+    t.add(
+        "tutorial Mandelbrot, remote",
+        remote.mandel_ms,
+        "ms",
+        Some(Target::AtMost(local.mandel_ms * 1.5)),
+        "target: within 1.5x of in-process",
+    );
+    t.add("  remote / in-process Mandelbrot", remote.mandel_ms / local.mandel_ms, "x", Some(Target::AtMost(1.5)), "");
+}
