@@ -5,6 +5,7 @@ mod cli;
 mod defects;
 mod dependencies;
 mod guests;
+mod history;
 mod launchers;
 mod props;
 mod remote;

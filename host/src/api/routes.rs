@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
@@ -51,6 +51,7 @@ pub async fn upload(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<Upload
         return Err(Error::TooLarge(format!("the component is {} bytes; the upload limit is {limit}", body.len())).into());
     }
     let info = s.controller.upload(q.name, body).await?;
+    s.events.send(super::dashboard::DashboardEvent::ComponentsChanged { name: info.name.clone() });
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -73,6 +74,7 @@ pub async fn component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<St
               (status = 404, body = ErrorBody, description = "no such component")))]
 pub async fn delete_component(State(s): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     s.controller.remove_component(&name)?;
+    s.events.send(super::dashboard::DashboardEvent::ComponentsChanged { name });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,10 +104,14 @@ pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Ins
               (status = 503, body = ErrorBody, description = "no engine could take the work; retry")))]
 pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
     let block = spec.block;
+    let targets = serde_json::to_value(&spec.targets).unwrap_or_default();
     let task = s.controller.submit_off_runtime(spec).await?;
+    let tracked = super::history::track(&s, &task, targets, block);
     if block {
         task.wait(Duration::MAX).await;
         let view = task.view();
+        // Into the store before the record drops the result it answers with.
+        tracked.finished(&view);
         task.mark_delivered();
         Ok((StatusCode::OK, Json(view)))
     } else {
@@ -121,12 +127,16 @@ pub async fn task(
     State(s): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
-) -> ApiResult<Json<TaskView>> {
-    let task = s.controller.task(&id)?;
-    if let Some(w) = q.wait {
-        task.wait(wait_duration(w)?).await;
+) -> ApiResult<axum::response::Response> {
+    let wait = q.wait.map(wait_duration).transpose()?;
+    let Ok(task) = s.controller.task(&id) else {
+        // Not held any more (evicted, or from before a restart): as stored.
+        return Ok(super::history::from_store(&s, &id).await?.into_response());
+    };
+    if let Some(w) = wait {
+        task.wait(w).await;
     }
-    Ok(Json(task.view()))
+    Ok(Json(task.view()).into_response())
 }
 
 #[utoipa::path(delete, path = "/v1/tasks/{id}", params(("id" = String, Path, description = "The task's id.")),
@@ -145,8 +155,10 @@ pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>
               (status = 413, body = ErrorBody, description = "the body is over the limit"),
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
-pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Json<EngineIds>> {
-    Ok(Json(EngineIds { engines: s.controller.push(&req.targets, &req.values).await? }))
+pub async fn push(State(s): State<Arc<AppState>>, headers: HeaderMap, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Json<EngineIds>> {
+    let engines = s.controller.push(&req.targets, &req.values).await?;
+    s.metrics.pushed(body_len(&headers));
+    Ok(Json(EngineIds { engines }))
 }
 
 #[utoipa::path(get, path = "/v1/namespace", params(PullQuery),
@@ -155,10 +167,10 @@ pub async fn push(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<PushRe
               (status = 404, body = ErrorBody, description = "no such engine, or a name missing on one"),
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
-pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<Json<PullAnswer>> {
+pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<axum::response::Response> {
     let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
     let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
-    Ok(Json(PullAnswer { engines, values }))
+    pulled_json(&s, &PullAnswer { engines, values })
 }
 
 #[utoipa::path(post, path = "/v1/scatter",
@@ -169,8 +181,14 @@ pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuer
               (status = 413, body = ErrorBody, description = "the body is over the limit"),
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
-pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<ScatterRequest>) -> ApiResult<Json<EngineIds>> {
-    Ok(Json(EngineIds { engines: s.controller.scatter(&req.name, &req.values, &req.targets).await? }))
+pub async fn scatter(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<ScatterRequest>,
+) -> ApiResult<Json<EngineIds>> {
+    let engines = s.controller.scatter(&req.name, &req.values, &req.targets).await?;
+    s.metrics.pushed(body_len(&headers));
+    Ok(Json(EngineIds { engines }))
 }
 
 #[utoipa::path(get, path = "/v1/gather", params(GatherQuery),
@@ -179,9 +197,9 @@ pub async fn scatter(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Sca
               (status = 404, body = ErrorBody, description = "no such engine, or the name missing on one"),
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
-pub async fn gather(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<GatherQuery>) -> ApiResult<Json<GatherAnswer>> {
+pub async fn gather(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<GatherQuery>) -> ApiResult<axum::response::Response> {
     let values = s.controller.gather(&q.name, &targets_query(&q.targets), q.encoding.unwrap_or_default()).await?;
-    Ok(Json(GatherAnswer { values }))
+    pulled_json(&s, &GatherAnswer { values })
 }
 
 #[utoipa::path(post, path = "/v1/shutdown", responses((status = 202, description = "the server stops after answering")))]
@@ -238,8 +256,13 @@ pub async fn push_raw(
     } else {
         RawData::Bytes(read_bytes(req, limit).await?)
     };
+    let pushed = match &data {
+        RawData::F64(v) => v.len() * 8,
+        RawData::Bytes(b) => b.len(),
+    } as u64;
     let value = s.controller.raw_value(dtype, shape, data)?;
     let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;
+    s.metrics.pushed(pushed);
     Ok(Json(EngineIds { engines }))
 }
 
@@ -261,6 +284,7 @@ pub async fn pull_raw(
     let targets = q.targets.clone().unwrap_or_else(|| "0".into());
     let (dtype, shape, bytes) = s.controller.pull_raw(&Targets::Spec(targets), &name).await?;
     let shape_text = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+    s.metrics.pulled(bytes.len() as u64);
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -269,6 +293,20 @@ pub async fn pull_raw(
         ],
         bytes,
     ))
+}
+
+/// The request body's length as sent (`wasmpar_bytes_pushed_total`); 0
+/// for a body sent without `Content-Length`.
+fn body_len(headers: &HeaderMap) -> u64 {
+    headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// A JSON answer of namespace values, serialized here once so its length
+/// counts in `wasmpar_bytes_pulled_total`.
+fn pulled_json<T: serde::Serialize>(s: &AppState, answer: &T) -> ApiResult<axum::response::Response> {
+    let body = serde_json::to_vec(answer).map_err(|e| Error::Internal(format!("an answer did not serialize: {e}")))?;
+    s.metrics.pulled(body.len() as u64);
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[cfg(test)]

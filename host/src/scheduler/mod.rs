@@ -114,6 +114,16 @@ impl Controller {
         self.runtime.components.list().iter().map(|c| self.describe(c)).collect()
     }
 
+    /// The digest of the component `name` now (what the task store records).
+    pub fn component_digest(&self, name: &str) -> Option<String> {
+        self.runtime.components.get(name).ok().map(|c| c.digest.clone())
+    }
+
+    /// Tasks this controller holds that are pending and running (`/metrics`).
+    pub fn live_tasks(&self) -> (u64, u64) {
+        self.tasks.live_counts()
+    }
+
     pub fn component(&self, name: &str) -> Result<ComponentInfo> {
         let c = self.runtime.components.get(name)?;
         Ok(self.describe(&c))

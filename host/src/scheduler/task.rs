@@ -330,6 +330,20 @@ impl TaskTable {
         self.tasks.lock().by_id.get(id).cloned()
     }
 
+    /// How many of the held tasks are pending and running.
+    pub fn live_counts(&self) -> (u64, u64) {
+        let guard = self.tasks.lock();
+        let (mut pending, mut running) = (0, 0);
+        for t in guard.by_id.values() {
+            match t.status() {
+                Status::Pending => pending += 1,
+                Status::Running => running += 1,
+                _ => {}
+            }
+        }
+        (pending, running)
+    }
+
     pub fn len(&self) -> usize {
         self.tasks.lock().by_id.len()
     }

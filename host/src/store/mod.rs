@@ -38,7 +38,7 @@ use crate::Result;
 pub const LOST_KIND: &str = "LostError";
 
 /// A task's status as stored: the live ones plus `lost`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StoredStatus {
     Pending,
@@ -85,13 +85,13 @@ impl StoredStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredProgress {
     pub done: u64,
     pub total: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredError {
     pub kind: String,
     pub message: String,
@@ -100,7 +100,7 @@ pub struct StoredError {
 /// One task's record. The columns a query filters on are fields; the rest
 /// (result, per-engine outputs and images, error details, timing) is in
 /// `view`, the task exactly as the API answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredTask {
     pub id: String,
     /// `apply`, `map` or `parallel`.
@@ -110,6 +110,7 @@ pub struct StoredTask {
     pub digest: String,
     pub function: String,
     /// The targets as submitted (`"all"`, `"::2"`, `[1, 3]`, `"balanced"`).
+    #[schema(value_type = serde_json::Value)]
     pub targets: Json,
     pub engines: Vec<usize>,
     pub status: StoredStatus,
@@ -120,6 +121,7 @@ pub struct StoredTask {
     pub error: Option<StoredError>,
     /// The `GET /v1/tasks/{id}` answer, verbatim. `Json::Null` in query
     /// answers that did not ask for it.
+    #[schema(value_type = serde_json::Value)]
     pub view: Json,
 }
 

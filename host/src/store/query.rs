@@ -19,16 +19,22 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 /// The query string as it arrives.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskQueryParams {
-    /// One status or several, comma-separated: `done,failed`.
+    /// One status or several, comma-separated: `done,failed` (pending,
+    /// running, done, failed, cancelled, lost).
+    #[param(example = "done,failed")]
     pub status: Option<String>,
     pub component: Option<String>,
     /// Submitted at or after: RFC 3339, or seconds since the epoch.
     pub since: Option<String>,
     /// Submitted before: RFC 3339, or seconds since the epoch.
     pub until: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Include each task's full view (result, outputs, images).
     pub full: Option<bool>,
@@ -62,7 +68,7 @@ impl Default for TaskQuery {
 }
 
 /// One page of a query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskPage {
     pub tasks: Vec<StoredTask>,
     /// Pass as `cursor` for the next page; absent on the last one.
