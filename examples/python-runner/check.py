@@ -6,13 +6,12 @@
 
 Starts its own server on a free loopback port (own connection file and
 compile cache under a temporary directory), uploads the runner as component
-`python`, runs cells with the existing API (`apply` of `python/execute` on
-direct views), and stops the server. Exits non-zero on the first failed check.
+`python`, runs cells with the `execute` op (the server started with
+`--python-runner`, so the first cell uploads the runner itself), and stops the
+server. Exits non-zero on the first failed check.
 
-The host has no `execute` op yet: a cell's Python exception comes back as the
-runner's `{"err": traceback}` result. `outcome()` also understands the
-contract the host is to adopt (a failed task with a RemoteError per engine), so
-these checks keep holding when it does.
+A cell's Python exception is that engine's RemoteError/CompositeError entry
+(`cause: "error"`, the traceback as `trace`); `Out` values are the result.
 
 Only the standard library: it runs with any python3.
 """
@@ -92,8 +91,7 @@ class Server:
         return status, body, time.perf_counter() - t0
 
     def cell(self, code, targets="all", timeout_s=None, block=True):
-        task = {"op": "apply", "component": "python", "function": "execute", "args": [code],
-                "targets": targets, "block": block}
+        task = {"op": "execute", "code": code, "targets": targets, "block": block}
         if timeout_s is not None:
             task["timeout_s"] = timeout_s
         status, body = self.request("POST", "/v1/tasks", task)
@@ -117,20 +115,22 @@ def outcome(task):
     results = task.get("result")
     if isinstance(results, list) and len(results) == len(engines):
         for e, r in zip(engines, results):
-            if isinstance(r, dict) and "ok" in r:
-                out[e] = ("ok", r["ok"])
-            elif isinstance(r, dict) and "err" in r:
-                out[e] = ("err", r["err"])
+            if not (r is None or isinstance(r, str)):
+                raise Failed(f"an Out value is a repr string or null, got {r!r}")
+            out[e] = ("ok", r)
     err = task.get("error") or {}
     for e in err.get("errors") or []:
-        kind = e.get("kind") or err.get("kind")
-        text = "\n".join(x for x in (e.get("trace"), e.get("message")) if x)
-        if kind in ("RemoteError", "CompositeError", None) and e.get("function") == "execute" \
-                and "wasm trap" not in text:
-            # The contract the host is to adopt: the runner's err as a
-            # RemoteError carrying the traceback.
-            out[e["engine"]] = ("err", text)
+        kind = err.get("kind")
+        if e.get("cause") == "error":
+            # The runner's err: a RemoteError (CompositeError) whose message
+            # is the traceback's last line and whose trace is all of it.
+            trace = e.get("trace") or e.get("message")
+            if kind not in ("RemoteError", "CompositeError") or not trace.rstrip().endswith(e.get("message")) \
+                    or e.get("function") != "python/execute":
+                raise Failed(f"a raised cell: RemoteError with message = the traceback's last line, got {err!r}")
+            out[e["engine"]] = ("err", trace)
         else:
+            text = "\n".join(x for x in (e.get("trace"), e.get("message")) if x)
             out[e["engine"]] = ("failed", kind, text)
     if task.get("status") == "failed" and not out:
         for e in engines:
@@ -170,6 +170,11 @@ def checks(srv, seed):
     e0, e1 = 0, 1
 
     print("component")
+    t = srv.cell("1 + 1", targets="0")
+    check(outcome(t) == {e0: ("ok", "2")}, "the first execute uploads the runner from --python-runner", t)
+    status, comp = srv.request("GET", "/v1/components/python")
+    names = [x["name"] for x in comp["exports"]]
+    check(status == 200 and names == ["execute"], "the runner as listed: execute only (exports#init hidden)", comp)
     status, comp, _ = srv.upload("python", RUNNER)
     check(status == 201, "upload answers 201", (status, comp))
     names = [x["name"] for x in comp["exports"]]
@@ -307,12 +312,16 @@ def checks(srv, seed):
     print("errors")
     t = srv.cell("def boom(v):\n    return 1 / v\nr = boom(rank)")
     o = outcome(t)
-    check(o.get(e1) == ("ok", None), "engine 1 finished", o)
+    check(t["status"] == "failed" and t["error"]["kind"] == "RemoteError" and e1 not in o, "engine 1 finished", t)
     check(o.get(e0, ("",))[0] == "err" and "ZeroDivisionError: division by zero" in o[e0][1]
           and 'File "<cell' in o[e0][1] and "return 1 / v" in o[e0][1] and "app.py" not in o[e0][1],
           "a cell raising on one engine: its Python traceback, runner frames cut", o.get(e0))
     HOST_NOTES.append(f"a cell raising on one engine: task status {t['status']!r}, error {json.dumps(t.get('error'))}, "
                       f"result {json.dumps(t.get('result'))[:160]}")
+    t = srv.cell("raise ValueError(f'engine {rank}')")
+    o = outcome(t)
+    check(t["error"]["kind"] == "CompositeError" and "ValueError: engine 0" in o[e0][1]
+          and "ValueError: engine 1" in o[e1][1], "raising on both engines: CompositeError, one traceback each", t)
     t = srv.cell("print('partial')\nraise KeyError('k')", targets="0")
     check(outcome(t)[e0][0] == "err" and "KeyError: 'k'" in outcome(t)[e0][1]
           and stdout_of(t, e0)[0] == "partial\n", "what a failing cell printed is kept", (outcome(t), stdout_of(t, e0)))
@@ -354,6 +363,7 @@ def checks(srv, seed):
     check(t["status"] == "failed" and (t.get("error") or {}).get("kind") == "TimeoutError",
           "an endless cell: TimeoutError", t.get("error"))
     check(wall < 10, "the deadline stops it", wall)
+    check(stdout_of(t, e0)[0] == "before the loop\n", "what it printed before the deadline is kept", t.get("outputs"))
     HOST_NOTES.append(f"endless cell: error {json.dumps(t.get('error'))}; stdout {stdout_of(t, e0)[0]!r}")
     t = srv.cell("(keep, n > 1000)", targets="0")
     o = outcome(t)[e0]
@@ -508,7 +518,7 @@ def main():
     RUNNER = a.runner
     with tempfile.TemporaryDirectory(prefix="wasmpar-pycheck-") as tmp:
         srv = Server(a.wasmpar, a.engines if not a.figures else max(a.engines, 8), tmp,
-                     extra=["--memory-mib", "512"])
+                     extra=["--memory-mib", "512", "--python-runner", a.runner])
         try:
             if a.figures:
                 figures(srv)

@@ -17,6 +17,8 @@ pub enum Op {
     Apply,
     Map,
     Parallel,
+    /// A cell of Python code on each target engine (the Python runner).
+    Execute,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -141,7 +143,7 @@ pub struct EngineFailure {
     /// The wasm backtrace, when the failure was a trap.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub trace: String,
-    /// What went wrong: `trap`, `timeout`, `cancelled`, `engine`, `argument`, `dependency`, `lost`.
+    /// What went wrong: `trap`, `timeout`, `cancelled`, `engine`, `argument`, `dependency`, `lost`, `error` (a returned `err`).
     #[serde(default)]
     pub cause: FailureCause,
 }
@@ -161,6 +163,8 @@ pub enum FailureCause {
     Dependency,
     /// A remote engine's process or connection went away mid-call.
     Lost,
+    /// The function returned a WIT `err` (e.g. a Python cell raised).
+    Error,
 }
 
 /// Where an import of a component is satisfied from.

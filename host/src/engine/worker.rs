@@ -56,10 +56,10 @@ impl WasiHttpView for EngineState {
 }
 
 impl EngineState {
-    fn new(id: usize, runtime: &Runtime, namespace: Namespace) -> Self {
+    /// `streams`: the captures to keep writing to (a rebuilt store), else new ones.
+    fn new(id: usize, runtime: &Runtime, namespace: Namespace, streams: Option<(CapturedStream, CapturedStream)>) -> Self {
         let l = &runtime.limits;
-        let stdout = CapturedStream::new(l.output_cap);
-        let stderr = CapturedStream::new(l.output_cap);
+        let (stdout, stderr) = streams.unwrap_or_else(|| (CapturedStream::new(l.output_cap), CapturedStream::new(l.output_cap)));
         // The sandbox: no preopened directories, no environment, no arguments,
         // no sockets or name lookups; clocks and random only.
         let wasi = WasiCtxBuilder::new()
@@ -143,7 +143,7 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(id: usize, runtime: Arc<Runtime>, info: Arc<EngineInfo>, namespace: Namespace) -> crate::Result<Self> {
         let base_linker = base_linker(&runtime.engine)?;
-        let store = new_store(&runtime, EngineState::new(id, &runtime, namespace));
+        let store = new_store(&runtime, EngineState::new(id, &runtime, namespace, None));
         Ok(Worker {
             id,
             runtime,
@@ -296,6 +296,12 @@ impl Worker {
             let vals = self.resolve_args(component, f, args)?;
             self.call_one(component, f, func, &vals, &mut results, timeout)?;
             out.push(match (&result_ty, results.first()) {
+                // A top-level `result`: `ok` is the value, `err` a failure (API.md, "Results").
+                (Some(Type::Result(r)), Some(Val::Result(v))) => match v {
+                    Ok(Some(p)) => r.ok().map_or(Json::Null, |t| val_to_json(&t, p, encoding)),
+                    Ok(None) => Json::Null,
+                    Err(p) => return Err(self.returned_err(component, f, r.err().as_ref(), p.as_deref())),
+                },
                 (Some(t), Some(v)) => val_to_json(t, v, encoding),
                 _ => Json::Null,
             });
@@ -455,6 +461,23 @@ impl Worker {
         self.failure(&component.name, &f.name, cause, message, trace)
     }
 
+    /// A call that returned a WIT `err`: `message` is the payload's last
+    /// line (a Python traceback's exception), `trace` the whole text.
+    fn returned_err(&self, component: &LoadedComponent, f: &ExportedFunction, ty: Option<&Type>, payload: Option<&Val>) -> EngineFailure {
+        let text = match (ty, payload) {
+            (_, Some(Val::String(s))) => s.clone(),
+            (Some(t), Some(v)) => val_to_json(t, v, Encoding::Json).to_string(),
+            _ => String::new(),
+        };
+        let last = text.lines().rev().map(str::trim).find(|l| !l.is_empty());
+        let message = match last {
+            Some(l) => l.chars().take(2000).collect(),
+            None => "the call returned an error".to_string(),
+        };
+        let trace = if text.trim() == message { String::new() } else { text };
+        self.failure(&component.name, &f.name, FailureCause::Error, message, trace)
+    }
+
     fn failure(&self, component: &str, function: &str, cause: FailureCause, message: String, trace: String) -> EngineFailure {
         EngineFailure { engine: self.id, function: format!("{component}/{function}"), message, trace, cause }
     }
@@ -463,8 +486,15 @@ impl Worker {
     /// (they belong to the engine, not the store) unless libraries must be
     /// re-linked: their definitions point into the old store.
     fn rebuild_store(&mut self) {
-        let namespace = std::mem::take(&mut self.store.data_mut().namespace);
-        self.store = new_store(&self.runtime, EngineState::new(self.id, &self.runtime, namespace));
+        let old = self.store.data_mut();
+        let namespace = std::mem::take(&mut old.namespace);
+        // What the call printed before it trapped is still the call's output:
+        // the new store writes to the same captures.
+        let streams = (old.stdout.clone(), old.stderr.clone());
+        let images = std::mem::take(&mut old.images);
+        let mut state = EngineState::new(self.id, &self.runtime, namespace, Some(streams));
+        state.images = images;
+        self.store = new_store(&self.runtime, state);
         self.instances.clear();
         let libraries = std::mem::take(&mut self.libraries);
         if libraries.is_empty() {

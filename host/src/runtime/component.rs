@@ -32,6 +32,24 @@ pub struct ExportedFunction {
     pub results: Vec<wasmtime::component::types::Type>,
 }
 
+impl ExportedFunction {
+    /// The type of what a call gives back: a top-level `result`'s `ok` type
+    /// (its `err` makes the call a failure), else the function's result.
+    pub fn value_type(&self) -> Option<wasmtime::component::types::Type> {
+        match self.results.first() {
+            Some(wasmtime::component::types::Type::Result(r)) => r.ok(),
+            other => other.cloned(),
+        }
+    }
+}
+
+/// Exports a toolchain adds for itself, never called as tasks:
+/// componentize-py's `exports` interface (its `init`, run once at build
+/// time) and any function whose name has a `#`.
+fn is_toolchain_export(interface: Option<&str>, function: &str) -> bool {
+    function.contains('#') || interface.is_some_and(|i| i == "exports" || i.starts_with("componentize-py"))
+}
+
 pub struct LoadedComponent {
     pub name: String,
     pub digest: String,
@@ -248,6 +266,9 @@ fn describe(engine: &wasmtime::Engine, name: &str, digest: &str, bytes: &[u8], c
     for (export, item) in ty.exports(engine) {
         match item.ty {
             ComponentItem::ComponentFunc(f) => {
+                if is_toolchain_export(None, export) {
+                    continue;
+                }
                 let Some(index) = component.get_export_index(None, export) else {
                     continue;
                 };
@@ -259,12 +280,18 @@ fn describe(engine: &wasmtime::Engine, name: &str, digest: &str, bytes: &[u8], c
                 });
             }
             ComponentItem::ComponentInstance(inst) => {
+                if is_toolchain_export(Some(export), "") {
+                    continue;
+                }
                 interfaces.push(export.to_string());
                 let Some(iface_index) = component.get_export_index(None, export) else {
                     continue;
                 };
                 for (fname, fitem) in inst.exports(engine) {
                     if let ComponentItem::ComponentFunc(f) = fitem.ty {
+                        if is_toolchain_export(Some(export), fname) {
+                            continue;
+                        }
                         let Some(index) = component.get_export_index(Some(&iface_index), fname) else {
                             continue;
                         };

@@ -47,6 +47,9 @@ pub struct Limits {
     pub tasks_kept_bytes: usize,
     /// Where compiled components are cached (keyed by digest and engine config).
     pub cache_dir: Option<PathBuf>,
+    /// The Python runner component the execute op uploads on first use
+    /// (None: `$WASMPAR_PYTHON_RUNNER` or the build tree's).
+    pub python_runner: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             tasks_min_age: Duration::from_secs(3600),
             tasks_kept_bytes: 512 << 20,
             cache_dir: default_cache_dir(),
+            python_runner: None,
         }
     }
 }

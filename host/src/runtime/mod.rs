@@ -42,6 +42,9 @@ impl Runtime {
             .epoch_interruption(true)
             .consume_fuel(limits.fuel.is_some())
             .max_wasm_stack(limits.max_wasm_stack)
+            // wasmtime refuses a wasm stack larger than the async stack (2 MiB
+            // by default) even with async unused: keep it above.
+            .async_stack_size(limits.max_wasm_stack.max(2 << 20) + (1 << 20))
             .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable)
             .memory_init_cow(true)
             // Async components are not used; a sync call is ~2.4x cheaper without it.

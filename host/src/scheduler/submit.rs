@@ -28,8 +28,15 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     pub op: Op,
+    /// The component and its function (every op but execute).
+    #[serde(default)]
     pub component: String,
+    #[serde(default)]
     pub function: String,
+    /// Python source of one cell (execute): runs on each target engine in
+    /// the Python runner, which is uploaded as `python` on first use.
+    #[serde(default)]
+    pub code: Option<String>,
     /// Positional arguments (apply).
     #[serde(default)]
     #[schema(value_type = Vec<serde_json::Value>)]
@@ -48,7 +55,7 @@ pub struct TaskSpec {
     pub block: bool,
     /// Balanced map: items per batch (default: automatic).
     #[serde(default)]
-    #[schema(exclusive_maximum = 18446744073709551616.0)]
+    #[schema(maximum = 4294967295.0)]
     pub chunksize: Option<usize>,
     /// Balanced map: keep results in input order (default true).
     #[serde(default = "default_true")]
@@ -61,7 +68,7 @@ pub struct TaskSpec {
     /// Balanced map: how often a batch whose engine was lost runs again
     /// elsewhere (IPython Parallel's `retries`; default 1).
     #[serde(default)]
-    #[schema(exclusive_maximum = 18446744073709551616.0)]
+    #[schema(maximum = 4294967295.0)]
     pub retries: Option<usize>,
 }
 
@@ -90,7 +97,8 @@ impl TaskSpec {
 impl Controller {
     /// [`Controller::submit`], off the async runtime when the task is large.
     pub async fn submit_off_runtime(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
-        if spec.weight() <= INLINE_ITEMS {
+        // execute may compile the runner first (seconds): never inline.
+        if spec.weight() <= INLINE_ITEMS && spec.op != Op::Execute {
             return self.submit(spec);
         }
         let me = self.clone();
@@ -98,6 +106,10 @@ impl Controller {
     }
 
     pub fn submit(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
+        let spec = if spec.op == Op::Execute { self.execute_as_apply(spec)? } else { spec };
+        if spec.code.is_some() {
+            return Err(Error::BadRequest("code is for op \"execute\"".into()));
+        }
         let component = self.runtime.components.get(&spec.component)?;
         let function = function_index(&component, &spec.function)?;
         let f = &component.functions[function];
@@ -113,7 +125,7 @@ impl Controller {
         if spec.op == Op::Apply && !spec.sequences.is_empty() {
             return Err(Error::BadRequest("apply takes args and kwargs, not sequences (use op \"map\")".into()));
         }
-        if spec.op != Op::Apply && !spec.args.is_empty() {
+        if !matches!(spec.op, Op::Apply | Op::Execute) && !spec.args.is_empty() {
             return Err(Error::BadRequest(format!("{:?} takes sequences (and kwargs for constants), not args", spec.op).to_lowercase()));
         }
         let selection = self.resolve(&spec.targets)?;
@@ -122,12 +134,15 @@ impl Controller {
         if len > self.runtime.limits.max_sequence_len {
             return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));
         }
-        let result_ty = f.results.first().cloned();
+        let result_ty = f.value_type();
         let call_spec = |control| CallSpec { component: component.clone(), function, encoding: spec.result_encoding, timeout, control };
         let batch = |calls: Vec<Vec<Arg>>, control| CallBatch { spec: call_spec(control), calls };
 
         match (spec.op, selection) {
-            (Op::Apply, Selection::Direct(ids)) => {
+            (Op::Execute, Selection::Balanced) => {
+                Err(Error::BadRequest("execute runs the cell on each target engine: use direct targets, not \"balanced\"".into()))
+            }
+            (Op::Apply | Op::Execute, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
                 let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
                 let record = self.tasks.record(spec.op, &component.name, &f.name, ids.len(), ids.clone());
@@ -185,6 +200,77 @@ impl Controller {
             }
         }
     }
+}
+
+/// The Python runner's name once uploaded, and the function a cell calls.
+pub const PYTHON_RUNNER: &str = "python";
+const RUNNER_FUNCTION: &str = "execute";
+
+impl Controller {
+    /// An execute task is an apply of `python/execute` with the cell as its
+    /// one argument; the op stays `execute` on the record.
+    fn execute_as_apply(&self, spec: TaskSpec) -> Result<TaskSpec> {
+        let Some(code) = spec.code.clone() else {
+            return Err(Error::BadRequest("execute takes the cell's Python source as \"code\"".into()));
+        };
+        if !spec.component.is_empty()
+            || !spec.function.is_empty()
+            || !spec.args.is_empty()
+            || !spec.kwargs.is_empty()
+            || !spec.sequences.is_empty()
+        {
+            return Err(Error::BadRequest(
+                "execute takes code (and targets, block, timeout_s), not component, function, args, kwargs or sequences".into(),
+            ));
+        }
+        self.python_runner()?;
+        Ok(TaskSpec {
+            component: PYTHON_RUNNER.into(),
+            function: RUNNER_FUNCTION.into(),
+            args: vec![Json::String(code)],
+            code: None,
+            ..spec
+        })
+    }
+
+    /// The uploaded runner, or the runner file compiled and registered now
+    /// (blocking: a cold compile of the 20 MB runner takes seconds, then the
+    /// compile cache makes it quick).
+    fn python_runner(&self) -> Result<Arc<LoadedComponent>> {
+        if let Ok(c) = self.runtime.components.get(PYTHON_RUNNER) {
+            if function_index(&c, RUNNER_FUNCTION).is_ok() {
+                return Ok(c);
+            }
+        }
+        let path = self.runtime.limits.python_runner.clone().or_else(default_runner_path).ok_or_else(|| {
+            Error::Dependency("no Python runner: start the server with --python-runner PATH or set WASMPAR_PYTHON_RUNNER".into())
+        })?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Error::Dependency(format!(
+                "the Python runner {} cannot be read ({e}): build it with scripts/setup.d/15-python-runner.sh, \
+                 or start the server with --python-runner PATH",
+                path.display()
+            ))
+        })?;
+        let started = std::time::Instant::now();
+        tracing::info!(path = %path.display(), "loading the Python runner (a first compile takes seconds)");
+        let (loaded, replaced) = self.runtime.components.add(PYTHON_RUNNER, &bytes)?;
+        if let Some(old) = replaced.filter(|old| old.digest != loaded.digest) {
+            self.forget_everywhere(&old.digest);
+        }
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "Python runner ready");
+        Ok(loaded)
+    }
+}
+
+/// `$WASMPAR_PYTHON_RUNNER`, else `target/guests/other/python_runner.wasm`
+/// of the build tree holding this binary (`target/release/wasmpar`).
+fn default_runner_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("WASMPAR_PYTHON_RUNNER") {
+        return Some(p.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.join("guests/other/python_runner.wasm"))
 }
 
 /// The index of `name` among `component`'s functions (WIT or snake_case spelling).
