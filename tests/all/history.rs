@@ -26,7 +26,8 @@ fn query_until(s: &TestServer, query: &str, ready: impl Fn(&[String]) -> bool) -
     loop {
         let (status, page) = s.call("GET", &format!("/v1/tasks?{query}"), None);
         assert_eq!(status, 200, "{page}");
-        let ids: Vec<String> = page["tasks"].as_array().expect("tasks").iter().map(|t| t["id"].as_str().unwrap_or("").to_string()).collect();
+        let ids: Vec<String> =
+            page["tasks"].as_array().expect("tasks").iter().map(|t| t["id"].as_str().unwrap_or("").to_string()).collect();
         if ready(&ids) || Instant::now() > deadline {
             return page;
         }

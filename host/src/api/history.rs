@@ -154,7 +154,11 @@ pub fn track(s: &Arc<AppState>, task: &Arc<TaskRecord>, targets: Json_, block: b
                 let last = follow.reported.swap(done, Ordering::Relaxed);
                 if done != last {
                     follow.s.events.calls_finished(done.saturating_sub(last));
-                    follow.s.events.send(DashboardEvent::TaskProgress { id: follow.task.id.clone(), done, total: follow.task.total as u64 });
+                    follow.s.events.send(DashboardEvent::TaskProgress {
+                        id: follow.task.id.clone(),
+                        done,
+                        total: follow.task.total as u64,
+                    });
                 }
             }
             if !block {

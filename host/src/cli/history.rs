@@ -82,7 +82,8 @@ pub fn history(cli: &Cli, a: &HistoryArgs, p: &Printer) -> Result<ExitCode> {
             s @ ("failed" | "lost") => p.red(&format!("{s:<9}")),
             s => format!("{s:<9}"),
         };
-        let wall = t.completed.map(|c| format!("{:.1}", (c - t.submitted).num_microseconds().unwrap_or(0) as f64 / 1e3)).unwrap_or_default();
+        let wall =
+            t.completed.map(|c| format!("{:.1}", (c - t.submitted).num_microseconds().unwrap_or(0) as f64 / 1e3)).unwrap_or_default();
         println!(
             "{:<32}  {} {:<8} {:<28} {:>15}  {:<19} {:>10}  {}",
             t.id,
