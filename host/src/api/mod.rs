@@ -109,6 +109,13 @@ impl utoipa::Modify for CommonAnswers {
                     op.responses.responses.insert("401".into(), error("missing or wrong token").into());
                 }
                 op.responses.responses.insert("414".into(), error("the path and query are over the length limit").into());
+                for answer in op.responses.responses.values_mut() {
+                    if let utoipa::openapi::RefOr::T(answer) = answer {
+                        if let Some(stream) = answer.content.get_mut("text/event-stream") {
+                            stream.schema = Some(sse_event_schema());
+                        }
+                    }
+                }
             }
         }
         // A raw push of no items has no body; utoipa marks every body of a
@@ -119,6 +126,22 @@ impl utoipa::Modify for CommonAnswers {
             body.required = Some(utoipa::openapi::Required::False);
         }
     }
+}
+
+/// What one server-sent event of a `text/event-stream` answer is, the way
+/// OpenAPI tools read such a schema (each event as an object): its `data`
+/// line is one JSON object. (utoipa can only say "a string" of the stream.)
+fn sse_event_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .description(Some("one event: its `data` is a JSON object (docs/history.md)"))
+        .property("data", text().content_media_type("application/json"))
+        .property("event", text())
+        .property("id", text())
+        .property("retry", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+        .required("data")
+        .into()
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {

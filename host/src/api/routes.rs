@@ -20,6 +20,10 @@ use crate::Error;
 /// The longest a `?wait=` may hold an answer.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 
+/// The largest `chunksize` and `retries` a task may give (the OpenAPI
+/// document's `maximum` for both).
+const MAX_COUNT: usize = u32::MAX as usize;
+
 /// `?wait=` in seconds, clamped to [`MAX_WAIT`] before it becomes a
 /// `Duration` (`Duration::from_secs_f64(1e30)` would panic).
 fn wait_duration(w: f64) -> Result<Duration, Error> {
@@ -103,6 +107,11 @@ pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Ins
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "no engine could take the work; retry")))]
 pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
+    for (field, n) in [("chunksize", spec.chunksize), ("retries", spec.retries)] {
+        if n.is_some_and(|n| n > MAX_COUNT) {
+            return Err(Error::BadRequest(format!("{field} must be at most {MAX_COUNT}")).into());
+        }
+    }
     let block = spec.block;
     let targets = serde_json::to_value(&spec.targets).unwrap_or_default();
     let task = s.controller.submit_off_runtime(spec).await?;
@@ -312,6 +321,16 @@ fn pulled_json<T: serde::Serialize>(s: &AppState, answer: &T) -> ApiResult<axum:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_document_bounds_counts_as_submit_does() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(super::super::ApiDoc::openapi()).unwrap_or_default();
+        for field in ["chunksize", "retries"] {
+            let max = &doc["components"]["schemas"]["TaskSpec"]["properties"][field]["maximum"];
+            assert_eq!(max.as_f64(), Some(MAX_COUNT as f64), "{field}: {max}");
+        }
+    }
 
     #[test]
     fn any_wait_is_answered() {
