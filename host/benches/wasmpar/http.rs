@@ -8,8 +8,10 @@ use std::io::Read as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{json, Value as Json};
 use wasmpar::api::{Server, ServerConfig};
+use wasmpar::engine::NsValue;
 
 use crate::report::{best_of, cores, median_of, ms, percentile_us, timed, Table, Target};
 use crate::{array_form, kernel};
@@ -145,7 +147,40 @@ pub fn rows(t: &mut Table, dir: &Path) {
             assert!(r.status().is_success(), "push: {}", r.text().unwrap_or_default());
         })
     });
+    // The same conversions in process (no HTTP), the old way beside the
+    // current one in this run: the server's share of the two rows above.
+    let pushed: Json = serde_json::from_slice(&body).expect("json");
     drop(body);
+    let form = &pushed["values"]["big"];
+    let (t_dec_old, ()) = best_of(3, || {
+        timed(|| {
+            // As before: base64 into a Vec<u8>, then copied into the Vec<f64>.
+            let bytes = base64::engine::general_purpose::STANDARD.decode(form["data"].as_str().expect("data")).expect("base64");
+            std::hint::black_box(wasmpar::value::array::f64s_from_le(&bytes));
+        })
+    });
+    let (t_dec_new, ()) = best_of(3, || timed(|| drop(std::hint::black_box(NsValue::from_json(form).expect("array form")))));
+    let shared = NsValue::from_json(form).expect("array form");
+    assert_eq!(shared, NsValue::FloatList(std::sync::Arc::new(big.clone())), "decoded exactly");
+    let (t_enc_old, old_len) = best_of(2, || {
+        timed(|| {
+            // As before, once per engine: LE copy, base64, a Value, serde_json.
+            (0..n)
+                .map(|_| {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(wasmpar::value::array::f64s_to_le(&big));
+                    serde_json::to_vec(&json!({"data": b64, "dtype": "float64", "shape": [big.len()]})).expect("json").len()
+                })
+                .sum::<usize>()
+        })
+    });
+    let (t_enc_new, new_len) = best_of(2, || {
+        timed(|| {
+            let mut out = wasmpar::value::JsonChunks::new();
+            (0..n).for_each(|_| shared.write_json(wasmpar::value::Encoding::Array, &mut out));
+            out.finish().iter().map(bytes::Bytes::len).sum::<usize>()
+        })
+    });
+    assert_eq!(old_len, new_len, "the same JSON text");
     // Answers are read into one reused buffer, as a client filling a
     // preallocated array would (a fresh 200 MB buffer per pull would time
     // the client's page faults, not the server).
@@ -178,6 +213,10 @@ pub fn rows(t: &mut Table, dir: &Path) {
     t.add("pull, encoding=array (GET /v1/namespace)", agg(t_pull), "MB/s", Some(Target::AtLeast(2000.0)), format!("best of 2; {} MB answer", len / 1_000_000));
     t.add("  push, raw little-endian bytes (PUT /v1/namespace/{name})", agg(t_push_raw), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2; 80 MB body");
     t.add("  pull, raw bytes (GET /v1/namespace/{name}, one GET per engine)", agg(t_pull_raw), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2");
+    t.add("  push, server's decode of the array form, as before (Vec<u8> then Vec<f64>)", agg(t_dec_old), "MB/s", None, "best of 3; in process, no HTTP");
+    t.add("  push, server's decode now (NsValue::from_json: into the final buffer)", agg(t_dec_new), "MB/s", None, "best of 3; in process, no HTTP");
+    t.add("  pull, server's encoding of the answer, as before (per engine, via Value)", agg(t_enc_old), "MB/s", None, "best of 2; in process, no HTTP");
+    t.add("  pull, server's encoding now (write_json: base64 once, shared chunks)", agg(t_enc_new), "MB/s", None, "best of 2; in process, no HTTP");
 
     server.stop();
     let _ = rt.block_on(server.wait());

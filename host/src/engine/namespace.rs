@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::bindings::wasmpar::engine::namespace::{F64Array, S64Array, Value as WitValue};
-use crate::value::{float_to_json, ArrayForm, Dtype, Encoding};
+use crate::value::{float_to_json, ArrayForm, Dtype, Encoding, JsonChunks};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NsValue {
@@ -61,6 +61,13 @@ impl<T: Copy> AsRef<[u8]> for ArcLe<T> {
         // Arc keeps it alive as long as the body holds this owner.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), std::mem::size_of_val(self.0.as_slice())) }
     }
+}
+
+/// The memory of f64s or i64s: on a little-endian host, their LE bytes.
+#[cfg(target_endian = "little")]
+fn le_bytes<T: Copy>(xs: &[T]) -> &[u8] {
+    // SAFETY: `T` is f64 or i64 (plain numbers without padding); u8 has no alignment.
+    unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<u8>(), std::mem::size_of_val(xs)) }
 }
 
 #[derive(Default)]
@@ -159,11 +166,24 @@ impl NsValue {
                 }
                 None => NsValue::Json(v.to_string()),
             },
-            Json::Object(obj) => match ArrayForm::from_json(obj) {
-                Some(Ok(a)) => NsValue::from_array(a),
+            Json::Object(obj) => match ArrayForm::f64_from_json(obj) {
+                // float64, the bulk case: decoded straight into the shared buffer.
+                Some(Ok((shape, data))) => match shape.len() {
+                    0 => NsValue::Float(data.first().copied().unwrap_or(f64::NAN)),
+                    1 => NsValue::FloatList(Arc::new(data)),
+                    _ => NsValue::FloatArray { shape, data: Arc::new(data) },
+                },
                 Some(Err(msg)) => return Err(msg),
-                None => NsValue::Json(v.to_string()),
+                None => return NsValue::from_json_object(v, obj),
             },
+        })
+    }
+
+    fn from_json_object(v: &Json, obj: &serde_json::Map<String, Json>) -> Result<NsValue, String> {
+        Ok(match ArrayForm::from_json(obj) {
+            Some(Ok(a)) => NsValue::from_array(a),
+            Some(Err(msg)) => return Err(msg),
+            None => NsValue::Json(v.to_string()),
         })
     }
 
@@ -230,6 +250,25 @@ impl NsValue {
                 }
             }
             NsValue::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
+        }
+    }
+
+    /// Writes what [`NsValue::to_json`] gives, as JSON text, into `out`:
+    /// array forms straight from the value's numbers, their base64 encoded
+    /// once per buffer however many engines share it.
+    pub fn write_json(&self, encoding: Encoding, out: &mut JsonChunks) {
+        let arr = encoding == Encoding::Array;
+        match self {
+            NsValue::Bytes(b) => out.array_form(Dtype::U8, &[b.len()], b),
+            #[cfg(target_endian = "little")]
+            NsValue::FloatList(v) if arr => out.array_form(Dtype::F64, &[v.len()], le_bytes(v)),
+            #[cfg(target_endian = "little")]
+            NsValue::IntList(v) if arr => out.array_form(Dtype::I64, &[v.len()], le_bytes(v)),
+            #[cfg(target_endian = "little")]
+            NsValue::FloatArray { shape, data } if arr => out.array_form(Dtype::F64, shape, le_bytes(data)),
+            #[cfg(target_endian = "little")]
+            NsValue::IntArray { shape, data } if arr => out.array_form(Dtype::I64, shape, le_bytes(data)),
+            other => out.json(&other.to_json(encoding)),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::engine::{Job, NsValue};
 use std::sync::Arc;
 
 pub use crate::error::cut;
-use crate::value::{ArrayForm, Dtype, Encoding};
+use crate::value::{ArrayForm, Dtype, Encoding, JsonChunks};
 use crate::{Error, Result};
 
 impl Controller {
@@ -118,6 +118,35 @@ impl Controller {
         let values = self.pull_values(&ids, names).await?;
         let maps = values.into_iter().map(|vals| names.iter().cloned().zip(vals.iter().map(|v| v.to_json(encoding))).collect()).collect();
         Ok((ids, maps))
+    }
+
+    /// The pull answer, `{"engines": [..], "values": [{name: value}, ..]}`,
+    /// as the JSON text `PullAnswer` serializes to, in chunks: an array
+    /// shared by several engines is base64-encoded once and sent from the
+    /// same memory for each.
+    pub async fn pull_json(&self, targets: &Targets, names: &[String], encoding: Encoding) -> Result<Vec<bytes::Bytes>> {
+        let ids = self.direct(targets, "pull")?;
+        let values = self.pull_values(&ids, names).await?;
+        let mut out = JsonChunks::new();
+        out.raw("{\"engines\":");
+        out.value(&ids);
+        out.raw(",\"values\":[");
+        for (i, vals) in values.iter().enumerate() {
+            out.raw(if i == 0 { "{" } else { ",{" });
+            // A JSON object as `Map` writes it: names sorted, each once.
+            let named: std::collections::BTreeMap<&String, &NsValue> = names.iter().zip(vals).collect();
+            for (j, (name, v)) in named.into_iter().enumerate() {
+                if j > 0 {
+                    out.raw(",");
+                }
+                out.value(name);
+                out.raw(":");
+                v.write_json(encoding, &mut out);
+            }
+            out.raw("}");
+        }
+        out.raw("]}");
+        Ok(out.finish())
     }
 
     pub async fn scatter(&self, name: &str, values: &Json, targets: &Targets) -> Result<Vec<usize>> {

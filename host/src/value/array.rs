@@ -95,34 +95,29 @@ impl ArrayForm {
     }
 
     fn parse(obj: &Map<String, Json>) -> Result<ArrayForm, String> {
-        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data")) {
-            return Err(format!("array form: unknown field `{}` (expected dtype, shape, data)", crate::error::cut(k)));
-        }
-        let dtype_name = obj.get("dtype").and_then(Json::as_str).ok_or("array form: `dtype` must be a string")?;
-        let dtype = Dtype::parse(dtype_name).ok_or_else(|| {
-            format!("array form: unknown dtype {dtype_name:?} (use float64, float32, int64, int32, int16, int8, uint64, uint32, uint16, uint8 or bool)")
-        })?;
-        let data_b64 = obj.get("data").and_then(Json::as_str).ok_or("array form: `data` must be a base64 string")?;
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(data_b64)
-            .map_err(|e| format!("array form: `data` is not valid base64: {e}"))?;
-        if data.len() % dtype.size() != 0 {
-            return Err(format!("array form: {} bytes is not a whole number of {} items", data.len(), dtype.name()));
-        }
-        let count = data.len() / dtype.size();
-        let shape = match obj.get("shape") {
-            None => vec![count],
-            Some(Json::Array(dims)) => dims
-                .iter()
-                .map(|d| d.as_u64().map(|d| d as usize).ok_or("array form: `shape` must be a list of non-negative integers"))
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err("array form: `shape` must be a list of non-negative integers".into()),
-        };
-        let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("array form: shape overflows")?;
-        if expected != count {
-            return Err(format!("array form: shape {shape:?} needs {expected} items but data holds {count}"));
-        }
+        let (dtype, data_b64) = header(obj)?;
+        let data = decode_base64(data_b64, |n| vec![0u8; n], |v| v.as_mut_slice())?;
+        let shape = checked_shape(obj, dtype, data.len())?;
         Ok(ArrayForm { dtype, shape, data })
+    }
+
+    /// A float64 array form decoded straight into its final buffer (no
+    /// intermediate bytes): `None` when `obj` is no array form or another
+    /// dtype, else exactly what [`ArrayForm::from_json`] then
+    /// [`ArrayForm::to_f64`] would give, errors included.
+    pub fn f64_from_json(obj: &Map<String, Json>) -> Option<Result<(Vec<usize>, Vec<f64>), String>> {
+        let form = (obj.contains_key("dtype") && obj.contains_key("data")).then(|| header(obj))?;
+        match form {
+            Ok((Dtype::F64, b64)) if exact_len(b64.as_bytes()).is_some_and(|n| n % 8 == 0) => Some((|| {
+                let data = decode_base64(b64, |n| vec![0f64; n / 8], |v| f64s_as_bytes_mut(v))?;
+                #[cfg(not(target_endian = "little"))]
+                let data: Vec<f64> = data.into_iter().map(|x| f64::from_bits(u64::from_le(x.to_bits()))).collect();
+                let shape = checked_shape(obj, Dtype::F64, data.len() * 8)?;
+                Ok((shape, data))
+            })()),
+            Ok((Dtype::F64, _)) | Err(_) => Some(Self::parse(obj).map(|a| (a.shape.clone(), a.to_f64()))),
+            Ok(_) => None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -206,7 +201,9 @@ impl ArrayForm {
         let mut m = Map::new();
         m.insert("dtype".into(), Json::String(self.dtype.name().into()));
         m.insert("shape".into(), Json::Array(self.shape.iter().map(|&d| Json::from(d)).collect()));
-        m.insert("data".into(), Json::String(base64::engine::general_purpose::STANDARD.encode(&self.data)));
+        // Base64 is ASCII: the lossy branch is never taken.
+        let b64 = String::from_utf8(encode_base64(&self.data)).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        m.insert("data".into(), Json::String(b64));
         Json::Object(m)
     }
 
@@ -228,6 +225,135 @@ impl ArrayForm {
         }
         build(self, &self.shape, &mut offset)
     }
+}
+
+/// The checked `dtype` and the (still encoded) `data` of an array form.
+fn header(obj: &Map<String, Json>) -> Result<(Dtype, &str), String> {
+    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data")) {
+        return Err(format!("array form: unknown field `{}` (expected dtype, shape, data)", crate::error::cut(k)));
+    }
+    let dtype_name = obj.get("dtype").and_then(Json::as_str).ok_or("array form: `dtype` must be a string")?;
+    let dtype = Dtype::parse(dtype_name).ok_or_else(|| {
+        format!("array form: unknown dtype {dtype_name:?} (use float64, float32, int64, int32, int16, int8, uint64, uint32, uint16, uint8 or bool)")
+    })?;
+    let data_b64 = obj.get("data").and_then(Json::as_str).ok_or("array form: `data` must be a base64 string")?;
+    Ok((dtype, data_b64))
+}
+
+/// The shape of `bytes` bytes of `dtype` items: the form's `shape`, checked
+/// against the data, or one dimension of all of them.
+fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize) -> Result<Vec<usize>, String> {
+    if bytes % dtype.size() != 0 {
+        return Err(format!("array form: {} bytes is not a whole number of {} items", bytes, dtype.name()));
+    }
+    let count = bytes / dtype.size();
+    let shape = match obj.get("shape") {
+        None => vec![count],
+        Some(Json::Array(dims)) => dims
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize).ok_or("array form: `shape` must be a list of non-negative integers"))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err("array form: `shape` must be a list of non-negative integers".into()),
+    };
+    let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("array form: shape overflows")?;
+    if expected != count {
+        return Err(format!("array form: shape {shape:?} needs {expected} items but data holds {count}"));
+    }
+    Ok(shape)
+}
+
+/// Below this many bytes base64 is coded on the calling thread.
+const PARALLEL_FROM: usize = 1 << 20;
+
+fn threads_for(bytes: usize) -> usize {
+    if bytes < PARALLEL_FROM {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(bytes / (PARALLEL_FROM / 2)).max(1)
+}
+
+/// The decoded length of canonical, padded base64, or `None` when the
+/// length or padding cannot be right.
+fn exact_len(b64: &[u8]) -> Option<usize> {
+    if b64.len() % 4 != 0 {
+        return None;
+    }
+    let pad = b64.iter().rev().take(2).take_while(|&&c| c == b'=').count();
+    Some(b64.len() / 4 * 3 - pad)
+}
+
+/// Decodes standard base64 into a buffer made by `alloc(decoded length)`,
+/// whose bytes `bytes_of` exposes: big inputs on all cores, each thread
+/// writing its own part of the final buffer. Any error is the one the
+/// plain one-pass decode reports (it is rerun to word it).
+fn decode_base64<T>(b64: &str, alloc: impl FnOnce(usize) -> T, bytes_of: impl FnOnce(&mut T) -> &mut [u8]) -> Result<T, String> {
+    use base64::engine::general_purpose::STANDARD;
+    let plain_error = || match STANDARD.decode(b64) {
+        Err(e) => format!("array form: `data` is not valid base64: {e}"),
+        Ok(_) => "array form: `data` is not valid base64".into(),
+    };
+    let input = b64.as_bytes();
+    let Some(len) = exact_len(input) else { return Err(plain_error()) };
+    let mut buf = alloc(len);
+    let out = bytes_of(&mut buf);
+    debug_assert_eq!(out.len(), len);
+    if input.is_empty() {
+        return Ok(buf);
+    }
+    // Every block but the last has no padding: split those between threads
+    // at block boundaries, and decode the last (padded) block alone.
+    let (body, last) = input.split_at(input.len() - 4);
+    let (out_body, out_last) = out.split_at_mut(body.len() / 4 * 3);
+    let mut tail = [0u8; 3];
+    let ok_last = STANDARD.decode_slice(last, &mut tail).ok().filter(|&n| n == out_last.len());
+    let Some(n) = ok_last else { return Err(plain_error()) };
+    out_last.copy_from_slice(&tail[..n]);
+    let threads = threads_for(body.len());
+    let blocks_per = (body.len() / 4).div_ceil(threads).max(1);
+    let ok = std::thread::scope(|s| {
+        let mut parts = body.chunks(blocks_per * 4).zip(out_body.chunks_mut(blocks_per * 3));
+        let first = parts.next();
+        let handles: Vec<_> =
+            parts.map(|(src, dst)| s.spawn(move || STANDARD.decode_slice(src, dst).is_ok_and(|n| n == dst.len()))).collect();
+        let here = first.is_none_or(|(src, dst)| STANDARD.decode_slice(src, dst).is_ok_and(|n| n == dst.len()));
+        handles.into_iter().fold(here, |ok, h| h.join().unwrap_or(false) && ok)
+    });
+    if ok {
+        Ok(buf)
+    } else {
+        Err(plain_error())
+    }
+}
+
+/// Standard, padded base64 of `bytes` (as [`base64::Engine::encode`] gives),
+/// big inputs on all cores.
+pub fn encode_base64(bytes: &[u8]) -> Vec<u8> {
+    use base64::engine::general_purpose::STANDARD;
+    let mut out = vec![0u8; bytes.len().div_ceil(3) * 4];
+    let threads = threads_for(bytes.len());
+    let per = (bytes.len() / 3).div_ceil(threads).max(1) * 3;
+    std::thread::scope(|s| {
+        let mut parts = bytes.chunks(per).zip(out.chunks_mut(per / 3 * 4));
+        let first = parts.next();
+        for (src, dst) in parts {
+            s.spawn(move || STANDARD.encode_slice(src, dst));
+        }
+        if let Some((src, dst)) = first {
+            let _ = STANDARD.encode_slice(src, dst);
+        }
+    });
+    out
+}
+
+/// The memory of `xs` as bytes: on little-endian hosts exactly their LE bytes.
+pub fn f64s_as_bytes(xs: &[f64]) -> &[u8] {
+    // SAFETY: f64 has no padding and u8 no alignment; the length is the same memory.
+    unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<u8>(), std::mem::size_of_val(xs)) }
+}
+
+fn f64s_as_bytes_mut(xs: &mut [f64]) -> &mut [u8] {
+    // SAFETY: as above, and every bit pattern is a valid f64.
+    unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(xs)) }
 }
 
 /// Little-endian bytes to f64s in one pass (a plain copy on little-endian
@@ -265,6 +391,45 @@ mod tests {
         let back = ArrayForm::from_json(&m).expect("array form").expect("valid");
         let ys = back.to_f64();
         assert_eq!(xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), ys.iter().map(|y| y.to_bits()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn parallel_base64_is_the_plain_one() {
+        use base64::engine::general_purpose::STANDARD;
+        for len in [0, 1, 2, 3, 8, 1000, PARALLEL_FROM + 1, PARALLEL_FROM * 3 + 2] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+            let b64 = encode_base64(&bytes);
+            assert_eq!(b64, STANDARD.encode(&bytes).into_bytes(), "encode {len}");
+            let text = String::from_utf8(b64).expect("ascii");
+            assert_eq!(decode_base64(&text, |n| vec![0u8; n], |v| v.as_mut_slice()).ok(), Some(bytes), "decode {len}");
+        }
+        // Broken inputs answer the plain decoder's error, wherever the fault is.
+        let good = String::from_utf8(encode_base64(&vec![5u8; PARALLEL_FROM * 2])).expect("ascii");
+        let mut bad = good.clone().into_bytes();
+        bad[good.len() * 3 / 4] = b'!';
+        let bad = String::from_utf8(bad).expect("ascii");
+        for text in [bad.as_str(), "QQ=", "QQ=A", "QR==", "A===", &good[..good.len() - 1]] {
+            let plain = STANDARD.decode(text).expect_err("invalid");
+            let ours = decode_base64(text, |n| vec![0u8; n], |v| v.as_mut_slice()).expect_err("invalid");
+            assert_eq!(ours, format!("array form: `data` is not valid base64: {plain}"));
+        }
+    }
+
+    #[test]
+    fn float64_forms_decode_straight_to_floats() {
+        let xs: Vec<f64> = (0..300_000).map(|i| (i as f64).sqrt() * if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
+        let a = ArrayForm::from_f64(vec![600, 500], &xs);
+        let Json::Object(m) = a.to_json() else { panic!("not an object") };
+        let (shape, ys) = ArrayForm::f64_from_json(&m).expect("float64 form").expect("valid");
+        assert_eq!(shape, vec![600, 500]);
+        assert!(xs.iter().zip(&ys).all(|(x, y)| x.to_bits() == y.to_bits()) && xs.len() == ys.len());
+        // Errors are the general parser's.
+        let mut odd = m.clone();
+        odd.insert("data".into(), Json::String("AAAA".into()));
+        assert_eq!(ArrayForm::f64_from_json(&odd).expect("form").err(), ArrayForm::from_json(&odd).expect("form").err());
+        let ints = ArrayForm::from_i64(vec![2], &[1, 2]);
+        let Json::Object(m) = ints.to_json() else { panic!("not an object") };
+        assert!(ArrayForm::f64_from_json(&m).is_none(), "other dtypes take the general path");
     }
 
     #[test]

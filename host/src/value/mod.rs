@@ -9,6 +9,7 @@
 //! strings; flags are lists of names.
 
 pub mod array;
+pub mod chunks;
 mod wit;
 
 use serde_json::{Map, Value as Json};
@@ -16,6 +17,7 @@ use wasmtime::component::types::Type;
 use wasmtime::component::Val;
 
 pub use array::{ArrayForm, Dtype, Num};
+pub use chunks::JsonChunks;
 pub use wit::{signature, snake_case, wit_name_matches, wit_type};
 
 /// How list-of-number results are written back.
