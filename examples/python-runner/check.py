@@ -62,6 +62,10 @@ class Server:
             time.sleep(0.05)
         os.kill(self.pid, 9)
 
+    def cli(self, *args):
+        return subprocess.run([self.wasmpar, "--connection-file", self.conn, *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "NO_COLOR": "1"})
+
     def rss_kib(self):
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
@@ -432,6 +436,23 @@ def checks(srv, seed):
     err = stdout_of(t, e1)[1]
     check(outcome(t)[e1] == ("ok", "1") and "cancel" in err and "tool2 (function)" in err,
           "the next cell reports the lost interpreter", (outcome(t), err))
+
+    print("wasmpar px -c / -f")
+    srv.cell("import math; a = math.pi")
+    out = srv.cli("px", "-c", "print(a)\na * 2")
+    check(out.returncode == 0 and "[stdout:0] 3.141592653589793" in out.stdout
+          and "[stdout:1] 3.141592653589793" in out.stdout and "Out[0:" in out.stdout
+          and "]: 6.283185307179586" in out.stdout, "px -c: [stdout:N] and Out[N:k] per engine", out)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write("x = [1, 2]\nlen(x) + rank\n")
+    try:
+        out = srv.cli("px", "-f", f.name, "-t", "1")
+    finally:
+        os.unlink(f.name)
+    check(out.returncode == 0 and "]: 3" in out.stdout and "Out[0" not in out.stdout, "px -f cell.py -t 1", out)
+    out = srv.cli("px", "-c", "1 / 0", "-t", "0")
+    check(out.returncode != 0 and "ZeroDivisionError: division by zero" in out.stderr
+          and "Traceback" in out.stderr, "px -c raising: the traceback, exit status 1", out)
 
     print("--noblock and %pxresult")
     t0 = time.time()

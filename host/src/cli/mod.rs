@@ -83,7 +83,8 @@ pub enum Command {
     Map(CallArgs),
     /// Give each target engine its chunk of the sequences (`@parallel`).
     Parallel(CallArgs),
-    /// Run a call on targets and print per engine, as `%px` does.
+    /// Run Python code (`-c CODE`, `-f cell.py`) or a call on targets and
+    /// print per engine, as `%px` does.
     Px(CallArgs),
     /// Push globals to engines: `push a=3 b=2`.
     Push {
@@ -134,8 +135,15 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct CallArgs {
-    /// COMPONENT/FUNCTION, e.g. seed/add3.
+    /// COMPONENT/FUNCTION, e.g. seed/add3 (px: or -c / -f).
+    #[arg(default_value = "", required_unless_present_any = ["code", "file"])]
     pub call: String,
+    /// px: a cell of Python code, run by the Python runner (op execute).
+    #[arg(long, short = 'c', conflicts_with = "file")]
+    pub code: Option<String>,
+    /// px: a file of Python code, run as one cell.
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
     /// Arguments (apply, px) or sequences (map, parallel): JSON, @file.json, range(10), arange(0,1,0.1), or a bare word.
     #[arg(allow_negative_numbers = true)]
     pub args: Vec<String>,
@@ -440,6 +448,24 @@ fn upload(cli: &Cli, file: &std::path::Path, name: Option<&str>, p: &Printer) ->
 }
 
 fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<ExitCode> {
+    let code = match (&a.code, &a.file) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(f)) => Some(std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?),
+        (None, None) => None,
+    };
+    if let Some(code) = code {
+        if !px {
+            bail!("-c and -f are for px");
+        }
+        if !a.call.is_empty() || !a.args.is_empty() || !a.kwargs.is_empty() || !a.seqs.is_empty() {
+            bail!("px -c/-f runs Python code: give no COMPONENT/FUNCTION or arguments");
+        }
+        let mut task = json!({"op": "execute", "code": code, "targets": args::parse_targets(&a.targets)});
+        if let Some(t) = a.timeout {
+            task["timeout_s"] = json!(t);
+        }
+        return submit_and_show(cli, task, a, p, true);
+    }
     let (component, function) = args::parse_call(&a.call)?;
     let mut kwargs = Map::new();
     for kw in &a.kwargs {
@@ -467,6 +493,10 @@ fn call(cli: &Cli, op: &str, a: &CallArgs, p: &Printer, px: bool) -> Result<Exit
     if let Some(t) = a.timeout {
         task["timeout_s"] = json!(t);
     }
+    submit_and_show(cli, task, a, p, px)
+}
+
+fn submit_and_show(cli: &Cli, mut task: Json, a: &CallArgs, p: &Printer, px: bool) -> Result<ExitCode> {
     let client = client(cli)?;
     task["block"] = json!(false);
     let submitted = client.submit(&task)?;
@@ -529,13 +559,18 @@ fn show_task(task: &TaskView, p: &Printer, px: bool, save_images: Option<&std::p
         Status::Done => {
             let result = task.result.as_ref().unwrap_or(&Json::Null);
             match result.as_array() {
-                Some(items) if task.op == Op::Apply && !task.engines.is_empty() => {
+                Some(items) if matches!(task.op, Op::Apply | Op::Execute) && !task.engines.is_empty() => {
                     for (e, v) in task.engines.iter().zip(items).filter(|(_, v)| !v.is_null()) {
                         let count = engines_now
                             .and_then(|all| all.engines.iter().find(|x| x.id == *e))
                             .map(|x| format!(":{}", x.completed))
                             .unwrap_or_default();
-                        println!("{} {}", p.green(&format!("Out[{e}{count}]:")), short(v));
+                        // A cell's Out is already its repr.
+                        let shown = match (task.op, v) {
+                            (Op::Execute, Json::String(repr)) => repr.clone(),
+                            _ => short(v),
+                        };
+                        println!("{} {}", p.green(&format!("Out[{e}{count}]:")), shown);
                     }
                 }
                 _ if task.delivered || task.evicted => {
