@@ -86,11 +86,13 @@ def test_px_errors(ip, capsys):
     assert [x.engine_id for x in e.value.elist] == [0, 1]
     with pytest.raises(wasmpar.RemoteError, match="boom"):
         ip.run_line_magic("px", "--targets 1 seed/fail boom")
-    with pytest.raises(UsageError, match="not Python code"):
-        ip.run_line_magic("px", "a = np.random.random(4)")
+    with pytest.raises(wasmpar.CompositeError) as e:
+        ip.run_line_magic("px", "--targets [0,1] a = np.random.random(4)")
+    assert [(x.engine_id, x.ename) for x in e.value.elist] == [(0, "NameError"), (1, "NameError")]
+    assert "name 'np' is not defined" in e.value.elist[0].evalue and "Traceback" in e.value.elist[0].traceback
     with pytest.raises(UsageError, match="unknown option --bogus"):
         ip.run_line_magic("px", "--bogus seed/greet x")
-    with pytest.raises(UsageError, match="needs a function"):
+    with pytest.raises(UsageError, match="needs a function or code"):
         ip.run_line_magic("px", "--noblock")
     with pytest.raises(UsageError):
         ip.run_line_magic("pxconfig", "--targets")

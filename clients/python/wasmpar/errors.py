@@ -121,10 +121,16 @@ def task_error(task: dict) -> Exception:
     remote = []
     for e in err.get("errors") or []:
         cls = EngineError if kind == "EngineError" else RemoteError
+        ename = e.get("kind") or ("EngineError" if kind == "EngineError" else "RemoteError")
+        evalue = e.get("message", "")
+        # A Python cell's exception (cause "error"): "ZeroDivisionError: division by zero".
+        head, sep, rest = evalue.partition(":")
+        if e.get("cause") == "error" and head.replace(".", "").isidentifier():
+            ename, evalue = head, rest.strip() if sep else ""
         remote.append(
             cls(
-                e.get("kind") or ("EngineError" if kind == "EngineError" else "RemoteError"),
-                e.get("message", ""),
+                ename,
+                evalue,
                 e.get("trace", ""),
                 {"engine_id": e.get("engine"), "function": e.get("function", "")},
             )

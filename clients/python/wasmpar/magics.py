@@ -14,9 +14,14 @@ names from the notebook's namespace, expressions with a call or an index
 (``range(10)``, ``xs[2]``), ``name=value`` keyword arguments, and bare words
 as strings.
 
-Python code on the engines (``%px a = 1``, ``%%px``) is not built yet: it
-will come as ``DirectView.execute(code)``, and :meth:`ParallelMagics._run_code`
-is where ``%px`` hands it over; today it says so.
+Anything else is Python code, run on the engines by the server's Python
+runner (``DirectView.execute``), with ``Out[N:count]`` the repr of the cell's
+final expression::
+
+    %px import math; a = math.pi
+    %%px --targets ::2 --noblock
+    print(a)
+    %autopx      # from now on every cell runs on the engines; %autopx again to stop
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ _KWARG = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$", re.S)
 
 try:
     from IPython.core.error import UsageError
-    from IPython.core.magic import Magics, line_magic, magics_class
+    from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
     HAVE_IPYTHON = True
 except ImportError:  # the package works without IPython; only the magics need it
@@ -99,6 +104,17 @@ def _split_options(tokens: list[str]):
     return opts, tokens[i:]
 
 
+def _strip_options(line: str) -> str:
+    """The code after %px's leading options, as typed (quotes and spacing kept)."""
+    rest = line.lstrip()
+    while rest.startswith("-") and not _looks_numeric(rest.split(None, 1)[0]):
+        head, _, rest = rest.partition(" ")
+        if head in ("--targets", "--target", "-t"):
+            _, _, rest = rest.lstrip().partition(" ")
+        rest = rest.lstrip()
+    return rest
+
+
 def _looks_numeric(tok: str) -> bool:
     try:
         float(tok)
@@ -119,7 +135,9 @@ def show_px_result(ar, counts: dict | None = None):
         if v is None:
             continue
         count = f":{counts[e]}" if counts and e in counts else ""
-        print(f"Out[{e}{count}]: {v!r}")
+        # A Python cell's Out is already its repr.
+        shown = v if ar._task.get("op") == "execute" and isinstance(v, str) else repr(v)
+        print(f"Out[{e}{count}]: {shown}")
 
 
 if HAVE_IPYTHON:
@@ -135,6 +153,7 @@ if HAVE_IPYTHON:
             self.targets = None  # None: the view's own targets
             self.block = True
             self.last_result = None
+            self.autopx = False
 
         @property
         def view(self):
@@ -166,15 +185,21 @@ if HAVE_IPYTHON:
 
         @line_magic
         def px(self, line):
-            """%px [--targets T] [--block|--noblock] component/function [args...]"""
+            """%px [--targets T] [--block|--noblock] component/function [args...] | python code"""
             try:
-                opts, rest = _split_options(shlex.split(line))
+                tokens = shlex.split(line)
+            except ValueError:
+                if line.lstrip().startswith("-"):
+                    raise UsageError(f"%px: cannot read the options of {line!r}") from None
+                return self._run_code(line, {})  # code shlex cannot split ("it's")
+            try:
+                opts, rest = _split_options(tokens)
             except ValueError as e:
                 raise UsageError(str(e)) from None
             if not rest:
-                raise UsageError("%px needs a function: %px component/function args...")
+                raise UsageError("%px needs a function or code: %px component/function args..., %px a = 1")
             if not _FUNC.match(rest[0]):
-                return self._run_code(line)
+                return self._run_code(_strip_options(line), opts)
             f = as_function(rest[0])
             args, kwargs = [], {}
             ns = self.shell.user_ns if self.shell is not None else {}
@@ -193,12 +218,47 @@ if HAVE_IPYTHON:
             ar.wait()
             self._show(ar)
 
-        def _run_code(self, line):
-            # The place for `%px <python code>`: hand it to view.execute(code) once engines run Python.
-            raise UsageError(
-                f"%px runs a component function ('%px component/function args...'), not Python code: {line!r}. "
-                "Running Python code on the engines is not supported yet."
-            )
+        def _run_code(self, code, opts):
+            view = self._target_view(opts.get("targets", self.targets))
+            block = opts.get("block", self.block)
+            ar = view.execute(code, block=False)
+            self.last_result = ar
+            if not block:
+                return ar
+            ar.wait()
+            self._show(ar)
+
+        @cell_magic("px")
+        def px_cell(self, line, cell):
+            """%%px [--targets T] [--block|--noblock]: the cell's Python code on the engines."""
+            try:
+                opts, rest = _split_options(shlex.split(line))
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            if rest:
+                raise UsageError(f"%%px takes only options on its line, not {' '.join(rest)!r}")
+            return self._run_code(cell, opts)
+
+        @line_magic
+        def autopx(self, line):
+            """%autopx: run every following cell on the engines (as %%px) until %autopx again."""
+            transformers = self.shell.input_transformers_cleanup
+            if self.autopx:
+                if self._autopx_transform in transformers:
+                    transformers.remove(self._autopx_transform)
+                self.autopx = False
+                print("%autopx disabled")
+            else:
+                transformers.append(self._autopx_transform)
+                self.autopx = True
+                print("%autopx enabled")
+
+        def _autopx_transform(self, lines):
+            first = lines[0].strip() if lines else ""
+            if not lines or first.startswith(("%autopx", "%%")):
+                return lines
+            name = "px" + self.suffix
+            return [f"get_ipython().run_cell_magic({name!r}, '', {''.join(lines)!r})\n"]
 
         def _show(self, ar):
             if ar.status != "done":
@@ -224,8 +284,10 @@ if HAVE_IPYTHON:
     def _rename(magics: ParallelMagics, suffix: str):
         if suffix:
             lm = magics.magics["line"]
-            for name in ("px", "pxresult", "pxconfig"):
+            for name in ("px", "pxresult", "pxconfig", "autopx"):
                 lm[name + suffix] = lm.pop(name)
+            cm = magics.magics["cell"]
+            cm["px" + suffix] = cm.pop("px")
 
 
 _active = {}

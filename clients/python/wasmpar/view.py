@@ -134,7 +134,7 @@ class View:
         def resubmit():
             return conn.json("POST", "/v1/tasks", json=spec)
 
-        cls = AsyncResult if op == "apply" else AsyncMapResult
+        cls = AsyncResult if op in ("apply", "execute") else AsyncMapResult
         direct = self._wire_targets() != "balanced"
         ar = cls(self.client, resubmit(), f.name, finish, resubmit, retries, direct=direct)
         self.client._last_result = ar
@@ -249,6 +249,16 @@ class ParallelFunction(RemoteFunction):
         return self.view._map("map", self.func, sequences, self.block, kwargs)
 
 
+class _Cell:
+    """What an execute task is labelled with (``AsyncResult`` and errors name it)."""
+
+    component = "python"
+    name = "execute"
+
+
+_EXECUTE = _Cell()
+
+
 class DirectView(View):
     """Work on named engines: ``rc[:]``, ``rc[::2]``, ``rc[2]``, ``rc[[1, 3]]``."""
 
@@ -265,6 +275,22 @@ class DirectView(View):
     def _finish_apply(self, task):
         result = [arrays.decode(v) for v in task.get("result") or []]
         return result[0] if self._single and result else result
+
+    def execute(self, code: str, targets=None, block=None):
+        """Run ``code`` as one cell of Python on each engine (the server's Python runner).
+
+        Globals persist across cells and are the engines' namespace. The result
+        (or the :class:`AsyncResult`'s ``get()``) is each engine's ``Out``: the
+        repr of the cell's final expression, or None; what the cell printed is
+        in ``outputs``. A raised exception is a :class:`RemoteError` (one
+        engine) or :class:`CompositeError` with the engine's traceback.
+        """
+        if not isinstance(code, str):
+            raise TypeError(f"execute takes the code as a str, not {type(code).__name__}")
+        spec = {"op": "execute", "code": code, "targets": self._targets_for(targets)}
+        if self.timeout is not None:
+            spec["timeout_s"] = self.timeout
+        return self._run("execute", _EXECUTE, spec, block, self._finish_apply, [])
 
     # -- namespace -------------------------------------------------------------------------
     def _ns(self, label, fn, block):
