@@ -1,5 +1,5 @@
 //! The connection file (`~/.wasmpar/cluster.json`, mode 0600): where the
-//! server is and the token to reach it.
+//! server is, the token to reach it, and the TLS certificate to trust.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -13,6 +13,10 @@ pub struct ConnectionInfo {
     pub token: String,
     pub pid: u32,
     pub engines: usize,
+    /// `sha256:<hex>` of the server's TLS certificate, pinned by engines and
+    /// the CLI; absent for plain HTTP (and in files older than TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 pub fn default_path() -> PathBuf {

@@ -20,6 +20,11 @@ pub struct EngineArgs {
     /// every user of the host: prefer the first two).
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
+    /// Trust exactly the controller certificate with this SHA-256
+    /// (`sha256:<hex>`, as in the connection file); default: the connection
+    /// file's, else normal verification of an https URL.
+    #[arg(long, env = "WASMPAR_TLS_FINGERPRINT", value_name = "sha256:HEX")]
+    pub tls_fingerprint: Option<String>,
     /// Engines in this process (default: one per core).
     #[arg(short = 'n', long)]
     pub engines: Option<usize>,
@@ -71,6 +76,7 @@ pub fn run_engine(cli: &Cli, a: &EngineArgs, p: &Printer) -> Result<ExitCode> {
         token,
         // Only a file given explicitly is re-read on reconnect.
         connection_file: file.filter(|_| from_file.is_some() && a.connect.is_none()),
+        tls_fingerprint: a.tls_fingerprint.clone().or_else(|| from_file.as_ref().and_then(|info| info.tls_fingerprint.clone())),
         engines,
         labels,
         grace: Duration::from_secs_f64(a.grace),

@@ -21,8 +21,12 @@ use crate::wire::{
 pub enum ClientError {
     #[error("no cluster found: cannot read the connection file {path}: {source}. Start one with `wasmpar start`, or pass --connection-file / --url and --token")]
     NoConnection { path: PathBuf, source: std::io::Error },
-    #[error("cannot reach the cluster at {url}: {source}")]
+    #[error("cannot reach the cluster at {url}: {}", crate::api::tls::error_chain(source))]
     Unreachable { url: String, source: reqwest::Error },
+    /// TLS refused the server (a certificate that is not the pinned one), or
+    /// the pin could not be set up.
+    #[error("refused the cluster at {url}: {message}")]
+    Tls { url: String, message: String },
     /// The server answered with an error body.
     #[error("{kind}: {message}")]
     Api { status: u16, kind: String, message: String },
@@ -36,13 +40,32 @@ pub struct Client {
     pub url: String,
     token: String,
     http: Http,
+    /// Why TLS could not be set up (a malformed pin): every request fails with it.
+    tls_error: Option<String>,
 }
 
 impl Client {
+    /// A client that verifies `https` servers against the usual roots.
     pub fn new(url: &str, token: &str) -> Client {
-        let http =
-            Http::builder().timeout(None::<Duration>).connect_timeout(Duration::from_secs(10)).build().unwrap_or_else(|_| Http::new());
-        Client { url: url.trim_end_matches('/').to_string(), token: token.to_string(), http }
+        Client::pinned(url, token, None)
+    }
+
+    /// A client that trusts exactly the certificate with this fingerprint
+    /// (`sha256:<hex>`, from the connection file), or verifies normally when
+    /// there is none.
+    pub fn pinned(url: &str, token: &str, tls_fingerprint: Option<&str>) -> Client {
+        let builder = Http::builder().timeout(None::<Duration>).connect_timeout(Duration::from_secs(10));
+        let (builder, tls_error) = match crate::api::tls::client_config(tls_fingerprint) {
+            Ok(Some(config)) => (builder.use_preconfigured_tls(config), None),
+            Ok(None) => (builder, None),
+            Err(e) => (builder, Some(e.to_string())),
+        };
+        let (http, tls_error) = match builder.build() {
+            Ok(http) => (http, tls_error),
+            // Fails closed: a client without the pin would refuse a self-signed server anyway.
+            Err(e) => (Http::new(), tls_error.or_else(|| Some(format!("cannot set up the HTTP client: {e}")))),
+        };
+        Client { url: url.trim_end_matches('/').to_string(), token: token.to_string(), http, tls_error }
     }
 
     pub fn from_connection_file(path: &Path) -> Result<Client> {
@@ -51,7 +74,7 @@ impl Client {
     }
 
     pub fn from_info(info: &ConnectionInfo) -> Client {
-        Client::new(&info.url, &info.token)
+        Client::pinned(&info.url, &info.token, info.tls_fingerprint.as_deref())
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
@@ -59,7 +82,15 @@ impl Client {
     }
 
     fn send(&self, rb: RequestBuilder) -> Result<Response> {
-        let resp = rb.send().map_err(|source| ClientError::Unreachable { url: self.url.clone(), source })?;
+        if let Some(message) = &self.tls_error {
+            return Err(ClientError::Tls { url: self.url.clone(), message: message.clone() });
+        }
+        let resp = rb.send().map_err(|source| {
+            match crate::api::tls::pin_mismatch(&source) {
+                Some(message) => ClientError::Tls { url: self.url.clone(), message },
+                None => ClientError::Unreachable { url: self.url.clone(), source },
+            }
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }

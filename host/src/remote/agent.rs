@@ -40,6 +40,9 @@ pub struct AgentConfig {
     pub token: String,
     /// Re-read on every reconnect (a restarted controller may have a new port).
     pub connection_file: Option<PathBuf>,
+    /// The controller's certificate (`sha256:<hex>`, from the connection
+    /// file): exactly that one is trusted. `None`: normal verification.
+    pub tls_fingerprint: Option<String>,
     pub engines: usize,
     pub labels: BTreeMap<String, String>,
     /// How long to keep trying to reach a controller before exiting.
@@ -62,7 +65,6 @@ pub async fn run(config: AgentConfig) -> Result<AgentEnd> {
         .await
         .map_err(|e| Error::Internal(format!("engine start-up panicked: {e}")))??;
     let process = uuid::Uuid::new_v4().simple().to_string();
-    let http = reqwest::Client::new();
     let mut config = config;
     let mut unreachable_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(100);
@@ -71,9 +73,17 @@ pub async fn run(config: AgentConfig) -> Result<AgentEnd> {
             if let Ok(info) = crate::api::connection::read(file) {
                 config.url = info.url;
                 config.token = info.token;
+                config.tls_fingerprint = info.tls_fingerprint;
             }
         }
-        match session(&config, &process, &pool, &http).await {
+        // Rebuilt per connection: a restarted controller may have a new certificate.
+        let tls = crate::api::tls::client_config(config.tls_fingerprint.as_deref())?.map(Arc::new);
+        let http = match &tls {
+            Some(c) => reqwest::Client::builder().use_preconfigured_tls(rustls::ClientConfig::clone(c)).build(),
+            None => reqwest::Client::builder().build(),
+        }
+        .map_err(|e| Error::Internal(format!("cannot set up the HTTP client: {e}")))?;
+        match session(&config, &process, &pool, &http, tls).await {
             Ok(()) => {
                 unreachable_since = None;
                 backoff = Duration::from_millis(100);
@@ -108,18 +118,31 @@ fn ws_url(url: &str) -> String {
 }
 
 /// One connection: register, then serve until it closes.
-async fn session(config: &AgentConfig, process: &str, pool: &Arc<EnginePool>, http: &reqwest::Client) -> std::result::Result<(), SessionError> {
+async fn session(
+    config: &AgentConfig,
+    process: &str,
+    pool: &Arc<EnginePool>,
+    http: &reqwest::Client,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> std::result::Result<(), SessionError> {
     let mut request = ws_url(&config.url).into_client_request().map_err(|e| SessionError::Refused(format!("bad controller URL: {e}")))?;
     let auth = format!("Bearer {}", config.token)
         .parse()
         .map_err(|_| SessionError::Refused("the token is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", auth);
-    let (ws, _) = match tokio_tungstenite::connect_async(request).await {
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (ws, _) = match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
         Ok(ok) => ok,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status().as_u16() == 401 => {
             return Err(SessionError::Refused("wrong token (HTTP 401)".into()));
         }
-        Err(e) => return Err(SessionError::Unreachable(e.to_string())),
+        // Not the pinned certificate: another server, or an old connection file. Never retried.
+        Err(e) => {
+            return Err(match crate::api::tls::pin_mismatch(&e) {
+                Some(message) => SessionError::Refused(message),
+                None => SessionError::Unreachable(crate::api::tls::error_chain(&e)),
+            })
+        }
     };
     let (mut sink, mut stream) = ws.split();
     let hello = FromEngine::Hello {
