@@ -9,7 +9,6 @@ mod history;
 mod launchers;
 mod props;
 mod remote;
-mod results;
 mod sandbox;
 mod server;
 mod tls;
