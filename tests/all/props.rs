@@ -201,13 +201,13 @@ proptest! {
 }
 
 /// Numbers in one exact spelling: integers as they are; a float that holds an
-/// integer exactly (below 2^53) as that integer; other floats as floats. A
+/// integer exactly (up to 2^53) as that integer; other floats as floats. A
 /// u64 rounded through f64 (1.8446744073709552e19) stays a float and fails.
 fn normalize(v: &Json) -> Json {
     match v {
         Json::Number(n) if n.is_i64() || n.is_u64() => Json::Number(n.clone()),
         Json::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => json!(f as i64),
+            Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => json!(f as i64),
             f => json!(f),
         },
         Json::Array(a) => Json::Array(a.iter().map(normalize).collect()),

@@ -126,6 +126,19 @@ fn nested_shape(v: &Json) -> Option<(Vec<usize>, bool)> {
     }
 }
 
+/// Every integer in `v` is exactly an f64 (beyond ±2^53 most are not).
+fn exact_as_floats(v: &Json) -> bool {
+    match v {
+        Json::Array(items) => items.iter().all(exact_as_floats),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => (i as f64) as i128 == i as i128,
+            (None, Some(u)) => (u as f64) as u128 == u as u128,
+            (None, None) => true,
+        },
+        _ => true,
+    }
+}
+
 fn flatten_numbers(v: &Json, out_f: &mut Vec<f64>, out_i: &mut Vec<i64>, ints: bool) {
     match v {
         Json::Array(items) => items.iter().for_each(|i| flatten_numbers(i, out_f, out_i, ints)),
@@ -154,6 +167,9 @@ impl NsValue {
                 NsValue::TextList(Arc::new(items.iter().filter_map(|s| s.as_str().map(String::from)).collect()))
             }
             Json::Array(_) => match nested_shape(v) {
+                // Integers mixed with floats become floats: only when each is
+                // exact as an f64, else the whole value stays JSON text.
+                Some((_, false)) if !exact_as_floats(v) => NsValue::Json(v.to_string()),
                 Some((shape, ints)) => {
                     let (mut f, mut i) = (Vec::new(), Vec::new());
                     flatten_numbers(v, &mut f, &mut i, ints);
@@ -487,6 +503,13 @@ mod tests {
             Some(NsValue::IntArray { shape: vec![2, 2], data: Arc::new(vec![1, 2, 3, 4]) })
         );
         assert!(matches!(NsValue::from_json(&json!({"k": [1, {"x": 2}]})), Ok(NsValue::Json(_))));
+        // An integer a float list could not hold exactly keeps the list as JSON.
+        let mixed = json!([0.5, -9_007_199_254_740_993_i64]);
+        assert_eq!(NsValue::from_json(&mixed).map(|v| v.to_json(Encoding::Json)).ok(), Some(mixed));
+        assert_eq!(
+            NsValue::from_json(&json!([0.5, 1_i64 << 53])).ok(),
+            Some(NsValue::FloatList(Arc::new(vec![0.5, 9_007_199_254_740_992.0])))
+        );
         assert_eq!(NsValue::from_json(&json!({"k": 1})).map(|v| v.to_json(Encoding::Json)).ok(), Some(json!({"k": 1})));
     }
 
@@ -497,6 +520,34 @@ mod tests {
         let odd = NsValue::FloatArray { shape: vec![], data: Arc::new(vec![1.0]) };
         assert_eq!(odd.slice(0, 0), None);
         assert!(NsValue::concat(&[odd.clone(), odd]).is_err());
+    }
+
+    #[test]
+    fn written_json_is_the_text_of_to_json() {
+        let big: Vec<f64> = (0..40_000).map(|i| i as f64 / 3.0).collect();
+        let values = [
+            NsValue::Null,
+            NsValue::Int(-3),
+            NsValue::Float(f64::NAN),
+            NsValue::Text("a \"quoted\" ✓".into()),
+            NsValue::Bytes(Arc::new((0..100_000).map(|i| i as u8).collect())),
+            NsValue::FloatList(Arc::new(big.clone())),
+            NsValue::FloatList(Arc::new(vec![0.5, -0.0])),
+            NsValue::IntList(Arc::new(vec![i64::MIN, 7])),
+            NsValue::TextList(Arc::new(vec!["x".into()])),
+            NsValue::FloatArray { shape: vec![200, 200], data: Arc::new(big) },
+            NsValue::IntArray { shape: vec![1, 2], data: Arc::new(vec![1, 2]) },
+            NsValue::Json(r#"{"k":[1,{"x":2}]}"#.into()),
+        ];
+        for encoding in [Encoding::Json, Encoding::Array] {
+            for v in &values {
+                let mut out = JsonChunks::new();
+                v.write_json(encoding, &mut out);
+                let text: Vec<u8> = out.finish().iter().flat_map(|c| c.iter().copied()).collect();
+                let expected = serde_json::to_vec(&v.to_json(encoding)).expect("json");
+                assert!(text == expected, "{} as {encoding:?}", v.kind());
+            }
+        }
     }
 
     #[test]
