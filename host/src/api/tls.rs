@@ -83,7 +83,9 @@ pub fn server_config(source: &TlsSource, connection_file: &Path, listen: IpAddr)
         .map_err(|e| Error::Internal(format!("TLS set-up: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::BadRequest(format!("the TLS certificate {} and key {} do not fit: {e}", cert_path.display(), key_path.display())))?;
+        .map_err(|e| {
+            Error::BadRequest(format!("the TLS certificate {} and key {} do not fit: {e}", cert_path.display(), key_path.display()))
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Arc::new(config), fp))
 }
@@ -147,7 +149,9 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "refused a connection: no TLS handshake (plain HTTP to a TLS port?)"),
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "refused a connection: no TLS handshake (plain HTTP to a TLS port?)")
+                        }
                         Err(_) => tracing::info!(%peer, "refused a connection: no TLS handshake within {HANDSHAKE_DEADLINE:?}"),
                     }
                 });
@@ -211,11 +215,7 @@ struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{MISMATCH_HEAD}{} {PIN_MISMATCH} {} in the connection file {MISMATCH_TAIL}",
-            self.got, self.expected
-        )
+        write!(f, "{MISMATCH_HEAD}{} {PIN_MISMATCH} {} in the connection file {MISMATCH_TAIL}", self.got, self.expected)
     }
 }
 
@@ -271,8 +271,12 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         all.push(cur.to_string());
         e = cur.source();
     }
-    let kept: Vec<&String> =
-        all.iter().enumerate().filter(|(i, m)| !all.iter().enumerate().any(|(j, o)| j != *i && o.contains(m.as_str()) && (o != *m || j < *i))).map(|(_, m)| m).collect();
+    let kept: Vec<&String> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| !all.iter().enumerate().any(|(j, o)| j != *i && o.contains(m.as_str()) && (o != *m || j < *i)))
+        .map(|(_, m)| m)
+        .collect();
     kept.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(": ")
 }
 

@@ -66,7 +66,8 @@ pub fn run_engine(cli: &Cli, a: &EngineArgs, p: &Printer) -> Result<ExitCode> {
         bail!("--grace must be a number of seconds");
     }
     let defaults = Limits::default();
-    let limits = Limits { memory_per_engine: a.memory_mib << 20, cache_dir: a.cache_dir.clone().or(defaults.cache_dir.clone()), ..defaults };
+    let limits =
+        Limits { memory_per_engine: a.memory_mib << 20, cache_dir: a.cache_dir.clone().or(defaults.cache_dir.clone()), ..defaults };
     let engines = a.engines.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if engines == 0 {
         bail!("-n must be at least 1");

@@ -85,11 +85,9 @@ impl Client {
         if let Some(message) = &self.tls_error {
             return Err(ClientError::Tls { url: self.url.clone(), message: message.clone() });
         }
-        let resp = rb.send().map_err(|source| {
-            match crate::api::tls::pin_mismatch(&source) {
-                Some(message) => ClientError::Tls { url: self.url.clone(), message },
-                None => ClientError::Unreachable { url: self.url.clone(), source },
-            }
+        let resp = rb.send().map_err(|source| match crate::api::tls::pin_mismatch(&source) {
+            Some(message) => ClientError::Tls { url: self.url.clone(), message },
+            None => ClientError::Unreachable { url: self.url.clone(), source },
         })?;
         if resp.status().is_success() {
             return Ok(resp);

@@ -126,9 +126,8 @@ async fn session(
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> std::result::Result<(), SessionError> {
     let mut request = ws_url(&config.url).into_client_request().map_err(|e| SessionError::Refused(format!("bad controller URL: {e}")))?;
-    let auth = format!("Bearer {}", config.token)
-        .parse()
-        .map_err(|_| SessionError::Refused("the token is not a valid header value".into()))?;
+    let auth =
+        format!("Bearer {}", config.token).parse().map_err(|_| SessionError::Refused("the token is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", auth);
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
     let (ws, _) = match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
@@ -330,7 +329,8 @@ impl Dispatch {
             return Ok(found);
         }
         let url = format!("{}/v1/blobs/{}", self.url.trim_end_matches('/'), c.digest);
-        let resp = self.http.get(&url).bearer_auth(&self.token).send().await.map_err(|e| format!("cannot fetch component {}: {e}", c.name))?;
+        let resp =
+            self.http.get(&url).bearer_auth(&self.token).send().await.map_err(|e| format!("cannot fetch component {}: {e}", c.name))?;
         if !resp.status().is_success() {
             return Err(format!("cannot fetch component {} ({}): HTTP {}", c.name, c.digest, resp.status()));
         }
@@ -380,7 +380,8 @@ impl Dispatch {
                     args.push(converted);
                 }
                 let control = self.control(task);
-                let spec = CallSpec { component: loaded.clone(), function: index, encoding, timeout: Duration::from_millis(timeout_ms), control };
+                let spec =
+                    CallSpec { component: loaded.clone(), function: index, encoding, timeout: Duration::from_millis(timeout_ms), control };
                 let (reply, rx) = oneshot::channel();
                 if let Err(e) = self.pool.send(engine, Job::Call { batch: CallBatch { spec, calls: args }, reply }) {
                     self.finished(task);
@@ -414,9 +415,8 @@ impl Dispatch {
             }
             ToEngine::Pull { req, engine, names } => {
                 let (reply, rx) = oneshot::channel();
-                self.forward(req, engine, Job::Pull { names, reply }, rx, move |r: std::result::Result<Vec<NsValue>, String>| FromEngine::Pulled {
-                    req,
-                    values: r.map(|vs| vs.iter().map(|v| v.to_json(crate::value::Encoding::Array)).collect()),
+                self.forward(req, engine, Job::Pull { names, reply }, rx, move |r: std::result::Result<Vec<NsValue>, String>| {
+                    FromEngine::Pulled { req, values: r.map(|vs| vs.iter().map(|v| v.to_json(crate::value::Encoding::Array)).collect()) }
                 });
             }
             ToEngine::Install { req, engine, component } => {
@@ -428,7 +428,10 @@ impl Dispatch {
                     }
                 };
                 let (reply, rx) = oneshot::channel();
-                self.forward(req, engine, Job::Install { component: loaded, reply }, rx, move |result| FromEngine::Installed { req, result });
+                self.forward(req, engine, Job::Install { component: loaded, reply }, rx, move |result| FromEngine::Installed {
+                    req,
+                    result,
+                });
             }
             ToEngine::Forget { engine, digest } => {
                 let _ = self.pool.send(engine, Job::Forget { digest });
