@@ -7,6 +7,7 @@
 # server gets real components (seed, and the stats library) and namespace
 # values first, so the document's examples reach real code. Any failure or
 # error schemathesis reports fails the suite; the server is stopped even then.
+# A deeper run: WASMPAR_SCHEMATHESIS_EXAMPLES=500 WASMPAR_SCHEMATHESIS_SEED=N.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$TOP"
@@ -103,7 +104,7 @@ PYTHONPATH="$WORK" SCHEMATHESIS_HOOKS=wasmpar_hooks "$VENV/bin/schemathesis" --c
   --checks all \
   --phases examples,coverage,fuzzing,stateful \
   --exclude-path /v1/shutdown \
-  --max-examples 60 --seed 20261125 --workers 1 \
+  --max-examples "${WASMPAR_SCHEMATHESIS_EXAMPLES:-60}" --seed "${WASMPAR_SCHEMATHESIS_SEED:-20261125}" --workers 1 \
   --request-timeout 30 --max-response-time 20 \
   --output-truncate false
 rc=$?

@@ -8,6 +8,8 @@
 //!   bound and every engine is ready, so its existence means "ready".
 
 mod body;
+#[cfg(test)]
+mod contract_tests;
 pub mod connection;
 pub mod dashboard;
 pub mod error;
