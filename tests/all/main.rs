@@ -9,6 +9,7 @@ mod history;
 mod launchers;
 mod props;
 mod remote;
+mod results;
 mod sandbox;
 mod server;
 mod tls;
