@@ -16,6 +16,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value as Json};
+
 use wasmpar::launcher::{
     parse_hosts, EngineLaunch, LaunchError, LaunchRecord, LaunchState, Launcher, LocalLauncher, MpiLauncher, Secret, SlurmLauncher,
     SshLauncher,
@@ -391,4 +393,364 @@ fn logs(dir: &Path, prefix: &str) -> String {
 
 fn job_log(dir: &Path, job: &str) -> String {
     std::fs::read_to_string(dir.join(format!("wasmpar-engines-{job}.out"))).unwrap_or_else(|e| format!("(no log: {e})"))
+}
+
+// ---------------------------------------------------------------------------
+// Real engines: `wasmpar engine --connect` processes started by the launchers,
+// registering with a controller that `wasmpar start -n 0 --daemon` runs.
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasmpar");
+
+/// A controller with no engines of its own, run by the CLI, stopped on drop.
+struct Controller {
+    dir: PathBuf,
+    url: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Controller {
+    fn start(listen: &str) -> Controller {
+        let dir = temp_dir("controller");
+        let conn = dir.join("cluster.json");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["start", "-n", "0", "--daemon", "--listen", listen, "--call-timeout", "60"]);
+        // Beyond loopback: HTTPS with a self-signed certificate whose
+        // fingerprint the connection file carries (engines pin it).
+        let tls = listen != "127.0.0.1";
+        if tls {
+            cmd.arg("--tls");
+        }
+        let out = cmd
+            .arg("--connection-file")
+            .arg(&conn)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .env_remove("WASMPAR_TOKEN")
+            .env_remove("WASMPAR_CONNECTION_FILE")
+            .output()
+            .expect("wasmpar start");
+        assert!(out.status.success(), "start: {}", String::from_utf8_lossy(&out.stderr));
+        let info = wasmpar::api::connection::read(&conn).expect("connection file");
+        assert_eq!(info.url.starts_with("https://"), tls, "{}", info.url);
+        // The test's own client skips the certificate check; the engines
+        // are the ones that verify it (by the pinned fingerprint).
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .danger_accept_invalid_certs(tls)
+            .build()
+            .expect("http client");
+        Controller { dir, url: info.url, token: info.token, http }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(method, format!("{}{}", self.url, path)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().expect("body");
+        (status, if text.is_empty() { Json::Null } else { serde_json::from_str(&text).unwrap_or(Json::String(text)) })
+    }
+
+    fn engines(&self) -> Vec<Json> {
+        let (status, v) = self.call("GET", "/v1/engines", None);
+        assert_eq!(status, 200, "{v}");
+        v["engines"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `pred` holds for the engine list; returns it.
+    fn wait_engines(&self, what: &str, within: Duration, pred: impl Fn(&[Json]) -> bool) -> Vec<Json> {
+        let deadline = Instant::now() + within;
+        loop {
+            let e = self.engines();
+            if pred(&e) {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {}", Json::Array(e));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn upload_seed(&self) {
+        let bytes = std::fs::read(wasmpar::examples::SEED_WASM).expect("seed.wasm (built by build.rs)");
+        let resp = self
+            .http
+            .post(format!("{}/v1/components?name=seed", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .expect("upload");
+        assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().unwrap_or_default());
+    }
+
+    fn task(&self, mut spec: Json) -> Json {
+        spec["block"] = json!(true);
+        let (status, v) = self.call("POST", "/v1/tasks", Some(&spec));
+        assert_eq!(status, 200, "task {spec}: {v}");
+        v
+    }
+
+    fn launch(&self, engines: usize, per_process: usize, label: &str) -> EngineLaunch {
+        let mut l = EngineLaunch::new(self.url.clone(), engines, BIN, self.dir.join(format!("launch-{label}")));
+        l.per_process = per_process;
+        l.token = Some(Secret::new(self.token.clone()));
+        // Read by engines for the TLS fingerprint (the filesystem is shared
+        // by every "host" here, as a cluster's shared filesystem would be).
+        l.connection_file = Some(self.dir.join("cluster.json"));
+        l.labels = vec![("part".into(), label.into())];
+        l
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN).arg("stop").arg("--connection-file").arg(self.dir.join("cluster.json")).output();
+    }
+}
+
+fn live(e: &Json) -> bool {
+    e["state"] != "lost"
+}
+
+fn with_label<'a>(engines: &'a [Json], part: &str) -> Vec<&'a Json> {
+    engines.iter().filter(|e| e["labels"]["part"] == part).collect()
+}
+
+fn ids(engines: &[&Json]) -> Vec<u64> {
+    engines.iter().filter_map(|e| e["id"].as_u64()).collect()
+}
+
+/// Slurm-launched engines (two jobs of two engines each) register with the
+/// controller and run a map; one job scancel'ed in the middle of a balanced
+/// map loses its engines, the map ends (no hang), and work keeps running on
+/// the other job's engines.
+#[test]
+#[ignore = "needs Slurm: ./scripts/test (scripts/test.d/40-cluster.sh)"]
+fn slurm_engines_register_run_a_map_and_survive_a_scancel() {
+    require_slurm();
+    let c = Controller::start("127.0.0.1");
+    let mut a = Launcher::Slurm(SlurmLauncher::default()).start(&c.launch(2, 2, "a")).expect("sbatch a");
+    let b = Launcher::Slurm(SlurmLauncher::default()).start(&c.launch(2, 2, "b")).expect("sbatch b");
+    let engines = c.wait_engines("4 Slurm engines", Duration::from_secs(90), |e| e.iter().filter(|e| live(e)).count() == 4);
+    assert!(engines.iter().all(|e| e["kind"] == "remote"), "{engines:?}");
+    assert_eq!(with_label(&engines, "a").len(), 2);
+    assert_eq!(with_label(&engines, "b").len(), 2);
+
+    c.upload_seed();
+    let seq: Vec<i64> = (0..40).collect();
+    let t = c.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [seq]}));
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["result"], json!(seq));
+    assert_eq!(t["engines"].as_array().map(Vec::len), Some(4), "all four engines took a chunk: {t}");
+
+    // A balanced map of slow calls; job a goes while it runs.
+    let (status, t) = c.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "map", "component": "seed", "function": "shout",
+        "sequences": [vec![300_000u32; 24]], "targets": "balanced", "chunksize": 1, "block": false})),
+    );
+    assert_eq!(status, 202, "{t}");
+    let id = t["id"].as_str().expect("task id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let started = Instant::now();
+    let at_cancel = loop {
+        let (_, t) = c.call("GET", &format!("/v1/tasks/{id}"), None);
+        if t["progress"]["done"].as_u64().unwrap_or(0) >= 2 {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the map made no progress: {t}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let job_a = a.job_id().expect("job id").to_string();
+    a.stop().expect("scancel a");
+    let (_, after) = c.call("GET", &format!("/v1/tasks/{id}"), None);
+    assert_eq!(after["status"], "running", "scancel came mid-map: {after}");
+    eprintln!("scancel at {:?} with progress {} of the map", started.elapsed(), at_cancel["progress"]);
+    assert!(squeue(&["-h", "-j", &job_a, "-o", "%T"]).is_empty() || squeue(&["-h", "-j", &job_a, "-t", "all", "-o", "%T"]) == "CANCELLED");
+    let (_, t) = c.call("GET", &format!("/v1/tasks/{id}?wait=90"), None);
+    // Balanced batches that were on job a's engines ran again elsewhere.
+    eprintln!("map done {:?} after it started", started.elapsed());
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["result"], json!(vec![300_000u32; 24]));
+    let engines = c.wait_engines("job a's engines lost", Duration::from_secs(60), |e| with_label(e, "a").iter().all(|e| !live(e)));
+    assert!(with_label(&engines, "b").iter().all(|e| live(e)), "{engines:?}");
+    // New work runs on what is left.
+    let t = c.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [(0..10).collect::<Vec<i64>>()],
+        "targets": "balanced"}));
+    assert_eq!(t["status"], "done", "{t}");
+    drop(b);
+}
+
+/// Engines on two "hosts" — network namespaces h1 and h2 with their own
+/// addresses, started over SSH — connect to a controller listening on the
+/// bridge address 10.200.0.1 and share a map. Cutting h1's link: its engines
+/// are declared lost within the silence bound while a balanced map finishes
+/// on h2's; mending it: the same engine process re-attaches with its former
+/// ids and its namespace (a pushed global is still there).
+#[test]
+#[ignore = "needs network namespaces with sshd: ./scripts/test (scripts/test.d/40-cluster.sh)"]
+fn namespace_hosts_join_over_ssh_and_survive_a_cut_link() {
+    let config = require_ssh_hosts();
+    let c = Controller::start("10.200.0.1");
+    assert!(c.url.starts_with("https://10.200.0.1:"), "{}", c.url);
+    let ssh = |host: &str| {
+        Launcher::Ssh(SshLauncher {
+            ssh_args: vec!["-F".into(), config.display().to_string()],
+            ..SshLauncher::new(parse_hosts(&format!("{host}:2")).expect("hosts"))
+        })
+    };
+    let _h1 = ssh("h1").start(&c.launch(2, 2, "h1")).expect("ssh h1");
+    let _h2 = ssh("h2").start(&c.launch(2, 2, "h2")).expect("ssh h2");
+    let engines = c.wait_engines("2 engines on each host", Duration::from_secs(60), |e| {
+        with_label(e, "h1").iter().filter(|e| live(e)).count() == 2 && with_label(e, "h2").iter().filter(|e| live(e)).count() == 2
+    });
+    let h1 = ids(&with_label(&engines, "h1"));
+    let h2 = ids(&with_label(&engines, "h2"));
+
+    c.upload_seed();
+    let seq: Vec<i64> = (0..20).collect();
+    let t = c.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [seq]}));
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["result"], json!(seq));
+    let (status, v) = c.call("PUT", "/v1/namespace", Some(&json!({"targets": "all", "values": {"kept": 7}})));
+    assert_eq!(status, 200, "{v}");
+
+    let cut = CutLink::cut(1);
+    let t0 = Instant::now();
+    let engines = c.wait_engines("h1's engines lost", Duration::from_secs(20), |e| with_label(e, "h1").iter().all(|e| !live(e)));
+    eprintln!("h1 declared lost {:?} after the cut", t0.elapsed());
+    assert!(with_label(&engines, "h2").iter().all(|e| live(e)), "{engines:?}");
+    let t = c.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [seq], "targets": "balanced"}));
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["result"], json!(seq));
+    let used: Vec<u64> = t["engines"].as_array().map(|a| a.iter().filter_map(Json::as_u64).collect()).unwrap_or_default();
+    assert!(!used.is_empty() && used.iter().all(|id| h2.contains(id)), "only h2's engines {h2:?} ran it: {used:?}");
+
+    cut.mend();
+    let engines = c.wait_engines("h1's engines back", Duration::from_secs(30), |e| with_label(e, "h1").iter().all(|e| live(e)));
+    assert_eq!(ids(&with_label(&engines, "h1")), h1, "the same process gets its former ids back");
+    let (status, v) = c.call("GET", &format!("/v1/namespace?targets={}&names=kept", h1[0]), None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["values"][0]["kept"], 7, "h1's namespace survived the cut: {v}");
+}
+
+/// Host hK's link, down until mended (or dropped: a failing test leaves no
+/// host cut off).
+struct CutLink {
+    host: u32,
+    mended: bool,
+}
+
+impl CutLink {
+    fn netns(args: &[&str]) -> bool {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster/netns.sh");
+        Command::new("bash").arg(script).args(args).status().map(|s| s.success()).unwrap_or(false)
+    }
+
+    fn cut(host: u32) -> CutLink {
+        assert!(CutLink::netns(&["cut", &host.to_string()]), "netns.sh cut {host}");
+        CutLink { host, mended: false }
+    }
+
+    fn mend(mut self) {
+        self.mended = true;
+        assert!(CutLink::netns(&["mend", &self.host.to_string()]), "netns.sh mend {}", self.host);
+    }
+}
+
+impl Drop for CutLink {
+    fn drop(&mut self) {
+        if !self.mended {
+            CutLink::netns(&["mend", &self.host.to_string()]);
+        }
+    }
+}
+
+/// Several engine processes on loopback, from the local launcher: three
+/// processes of two engines each register (six engines, three pids), a map
+/// spreads over all six, and `stop` takes them away — the controller marks
+/// them lost at once (their sockets close), not after the silence bound.
+#[test]
+fn local_engine_processes_on_loopback_join_and_leave() {
+    let c = Controller::start("127.0.0.1");
+    let mut h = Launcher::Local(LocalLauncher::default()).start(&c.launch(6, 2, "lo")).expect("local launch");
+    let engines = c.wait_engines("six engines", Duration::from_secs(60), |e| e.iter().filter(|e| live(e)).count() == 6);
+    let mut pids: Vec<u64> = engines.iter().filter_map(|e| e["pid"].as_u64()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "three processes: {engines:?}");
+    assert!(engines.iter().all(|e| e["kind"] == "remote" && e["labels"]["part"] == "lo"), "{engines:?}");
+
+    c.upload_seed();
+    let seq: Vec<i64> = (0..60).collect();
+    let t = c.task(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [seq]}));
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["result"], json!(seq));
+    assert_eq!(t["engines"].as_array().map(Vec::len), Some(6), "{t}");
+
+    let t0 = Instant::now();
+    h.stop().expect("stop");
+    c.wait_engines("all six lost", Duration::from_secs(3), |e| e.iter().all(|e| !live(e)));
+    eprintln!("engines lost {:?} after stop began", t0.elapsed());
+}
+
+/// The whole command: `wasmpar start --engines slurm -n 4 --per-process 2
+/// --daemon` submits one job of two `wasmpar engine -n 2` tasks, `wasmpar
+/// engines --wait 4` sees them join, a map runs on them, and `wasmpar stop`
+/// stops the controller and scancels the job.
+#[test]
+#[ignore = "needs Slurm: ./scripts/test (scripts/test.d/40-cluster.sh)"]
+fn wasmpar_start_engines_slurm_then_stop_cancels_the_job() {
+    require_slurm();
+    let dir = temp_dir("cli-slurm");
+    let conn = dir.join("cluster.json");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--connection-file")
+            .arg(&conn)
+            .env_remove("WASMPAR_TOKEN")
+            .env_remove("WASMPAR_CONNECTION_FILE")
+            .output()
+            .expect("run wasmpar");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let name = format!("wasmpar-cli-{}", std::process::id());
+    let cache = dir.join("cache");
+    let (ok, text) = run(&[
+        "start",
+        "--engines",
+        "slurm",
+        "-n",
+        "4",
+        "--per-process",
+        "2",
+        &format!("--slurm-arg=--job-name={name}"),
+        "--daemon",
+        "--cache-dir",
+        cache.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "start: {text}");
+    let (ok, text) = run(&["engines", "--wait", "4", "--timeout", "90"]);
+    assert!(ok, "engines --wait 4: {text}");
+    assert_eq!(squeue(&["-h", "-n", &name, "-o", "%T"]), "RUNNING", "one job, running");
+    let (ok, text) = run(&["upload", wasmpar::examples::SEED_WASM]);
+    assert!(ok, "upload: {text}");
+    let (ok, text) = run(&["--json", "map", "seed/add3", "range(8)", "range(8)", "range(8)"]);
+    assert!(ok, "map: {text}");
+    let answer: Json = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("map --json printed no JSON ({e}): {text}"));
+    assert_eq!(answer["result"], json!([0, 3, 6, 9, 12, 15, 18, 21]), "{answer}");
+    let (ok, text) = run(&["stop"]);
+    assert!(ok, "stop: {text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !squeue(&["-h", "-n", &name, "-o", "%T"]).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(squeue(&["-h", "-n", &name, "-o", "%T"]), "", "the job outlived wasmpar stop");
+    let _ = std::fs::remove_dir_all(&dir);
 }

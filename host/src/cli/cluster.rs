@@ -16,8 +16,9 @@ use crate::runtime::Limits;
 
 #[derive(Args, Debug, Clone)]
 pub struct StartArgs {
-    /// Number of engines (default: the number of cores).
-    #[arg(short = 'n', long)]
+    /// Number of engines (default: the number of cores). Only `-n`: `--engines`
+    /// names the launcher (`--engines slurm -n 8`).
+    #[arg(short = 'n')]
     pub engines: Option<usize>,
     /// Port to listen on; 0 picks a free one (the connection file tells which).
     #[arg(long, default_value_t = 0)]
