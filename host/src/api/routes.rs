@@ -318,6 +318,21 @@ fn pulled_json<T: serde::Serialize>(s: &AppState, answer: &T) -> ApiResult<axum:
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// An engine process joins (`wasmpar engine --connect`): a WebSocket that
+/// lasts as long as the process is part of the cluster.
+pub async fn connect_engine(State(s): State<Arc<AppState>>, ws: axum::extract::ws::WebSocketUpgrade) -> impl IntoResponse {
+    let controller = s.controller.clone();
+    ws.max_message_size(s.controller.limits().body_max)
+        .on_upgrade(move |socket| async move { controller.serve_engine_process(socket).await })
+}
+
+/// The bytes of an uploaded component, by digest (engine processes fetch
+/// each component once).
+pub async fn blob(State(s): State<Arc<AppState>>, ApiPath(digest): ApiPath<String>) -> ApiResult<impl IntoResponse> {
+    let bytes = s.controller.component_bytes(&digest)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,19 +356,4 @@ mod tests {
         assert!(wait_duration(f64::NAN).is_err());
         assert!(wait_duration(f64::INFINITY).is_err());
     }
-}
-
-/// An engine process joins (`wasmpar engine --connect`): a WebSocket that
-/// lasts as long as the process is part of the cluster.
-pub async fn connect_engine(State(s): State<Arc<AppState>>, ws: axum::extract::ws::WebSocketUpgrade) -> impl IntoResponse {
-    let controller = s.controller.clone();
-    ws.max_message_size(s.controller.limits().body_max)
-        .on_upgrade(move |socket| async move { controller.serve_engine_process(socket).await })
-}
-
-/// The bytes of an uploaded component, by digest (engine processes fetch
-/// each component once).
-pub async fn blob(State(s): State<Arc<AppState>>, ApiPath(digest): ApiPath<String>) -> ApiResult<impl IntoResponse> {
-    let bytes = s.controller.component_bytes(&digest)?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes))
 }
