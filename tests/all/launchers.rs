@@ -3,13 +3,15 @@
 //! `scripts/test.d/40-cluster.sh` starts (`scripts/cluster/slurm.sh up`) and
 //! `SLURM_CONF` pointing at it; that suite runs them with `--ignored`.
 //!
-//! Until `wasmpar engine --connect` exists, the "engine" these launches run
-//! is a stand-in shell script that records its argv, its environment's
-//! token and its Slurm task id, then stays in the foreground (`exec sleep`)
-//! like an engine does: what is checked is everything a launcher is
-//! responsible for — the command line the engine gets, the token arriving
-//! through the environment and on no command line, the job showing in
-//! `squeue`, `scancel` ending every process.
+//! Two kinds of test. With a stand-in "engine" (a shell script that records
+//! its argv, its environment's token and its task id, then stays in the
+//! foreground like an engine): what each launcher is responsible for — the
+//! command line, the token arriving through the environment or stdin and on
+//! no command line, the job in `squeue`, everything gone after stop. With
+//! real `wasmpar engine --connect` processes against a controller run by
+//! `wasmpar start -n 0 --daemon`: engines joining over Slurm, SSH (in network
+//! namespaces, over TLS) and local processes, maps over them, a job
+//! scancel'ed mid-map, a host's link cut and mended.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
