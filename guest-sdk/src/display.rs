@@ -30,13 +30,7 @@ pub fn encode_rgb_png(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, St
     encode(width, height, png::ColorType::Rgb, 3, rgb)
 }
 
-fn encode(
-    width: u32,
-    height: u32,
-    color: png::ColorType,
-    channels: usize,
-    pixels: &[u8],
-) -> Result<Vec<u8>, String> {
+fn encode(width: u32, height: u32, color: png::ColorType, channels: usize, pixels: &[u8]) -> Result<Vec<u8>, String> {
     if width == 0 || height == 0 {
         return Err(format!("a PNG needs a positive size, not {width}x{height}"));
     }
@@ -45,10 +39,7 @@ fn encode(
         .and_then(|n| n.checked_mul(channels))
         .ok_or_else(|| format!("a {width}x{height} image is too large"))?;
     if pixels.len() != expected {
-        return Err(format!(
-            "a {width}x{height} image with {channels} byte(s) a pixel needs {expected} bytes, got {}",
-            pixels.len()
-        ));
+        return Err(format!("a {width}x{height} image with {channels} byte(s) a pixel needs {expected} bytes, got {}", pixels.len()));
     }
     let mut out = Vec::new();
     {

@@ -58,11 +58,7 @@ impl fmt::Display for NamespaceError {
             NamespaceError::Missing(name) => {
                 write!(f, "global `{name}` is not set on this engine")
             }
-            NamespaceError::WrongType {
-                name,
-                expected,
-                found,
-            } => write!(f, "global `{name}`: expected {expected}, found {found}"),
+            NamespaceError::WrongType { name, expected, found } => write!(f, "global `{name}`: expected {expected}, found {found}"),
         }
     }
 }
@@ -82,10 +78,7 @@ pub struct TypeMismatch {
 impl TypeMismatch {
     /// A mismatch between `expected` and the value `found`.
     pub fn new(expected: &'static str, found: &Value) -> Self {
-        TypeMismatch {
-            expected,
-            found: describe(found),
-        }
+        TypeMismatch { expected, found: describe(found) }
     }
 }
 
@@ -152,13 +145,11 @@ pub fn get<T: FromValue>(name: &str) -> Result<T, NamespaceError> {
 pub fn try_get<T: FromValue>(name: &str) -> Result<Option<T>, NamespaceError> {
     match raw::get(name) {
         None => Ok(None),
-        Some(value) => T::from_value(value)
-            .map(Some)
-            .map_err(|m| NamespaceError::WrongType {
-                name: name.to_string(),
-                expected: m.expected,
-                found: m.found,
-            }),
+        Some(value) => T::from_value(value).map(Some).map_err(|m| NamespaceError::WrongType {
+            name: name.to_string(),
+            expected: m.expected,
+            found: m.found,
+        }),
     }
 }
 
@@ -262,10 +253,7 @@ impl FromValue for u64 {
     fn from_value(value: Value) -> Result<Self, TypeMismatch> {
         match &value {
             Value::Int(i) => u64::try_from(*i).map_err(|_| TypeMismatch::new(U64_EXPECTED, &value)),
-            Value::Json(s) => s
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| TypeMismatch::new(U64_EXPECTED, &value)),
+            Value::Json(s) => s.trim().parse::<u64>().map_err(|_| TypeMismatch::new(U64_EXPECTED, &value)),
             _ => Err(TypeMismatch::new(U64_EXPECTED, &value)),
         }
     }
@@ -441,10 +429,7 @@ impl FromValue for Vec<i64> {
             Value::IntList(v) => Ok(v),
             Value::IntArray(a) => {
                 let found = format!("int-array of shape {:?}", a.shape);
-                one_d(&a.shape, a.data).ok_or(TypeMismatch {
-                    expected: VEC_I64_EXPECTED,
-                    found,
-                })
+                one_d(&a.shape, a.data).ok_or(TypeMismatch { expected: VEC_I64_EXPECTED, found })
             }
             other => Err(TypeMismatch::new(VEC_I64_EXPECTED, &other)),
         }
@@ -463,8 +448,7 @@ impl IntoValue for &[i64] {
     }
 }
 
-const VEC_F64_EXPECTED: &str =
-    "float-list, int-list or 1-d float/int-array (Vec<f64>)";
+const VEC_F64_EXPECTED: &str = "float-list, int-list or 1-d float/int-array (Vec<f64>)";
 
 /// Reads a `float-list`, an `int-list` (converted), or a 1-d `float-array` or
 /// `int-array`.
@@ -474,17 +458,12 @@ impl FromValue for Vec<f64> {
             return Ok(Vec::new());
         }
         let found = describe(&value);
-        let mismatch = move || TypeMismatch {
-            expected: VEC_F64_EXPECTED,
-            found,
-        };
+        let mismatch = move || TypeMismatch { expected: VEC_F64_EXPECTED, found };
         match value {
             Value::FloatList(v) => Ok(v),
             Value::IntList(v) => Ok(v.into_iter().map(|i| i as f64).collect()),
             Value::FloatArray(a) => one_d(&a.shape, a.data).ok_or_else(mismatch),
-            Value::IntArray(a) => one_d(&a.shape, a.data)
-                .map(|v| v.into_iter().map(|i| i as f64).collect())
-                .ok_or_else(mismatch),
+            Value::IntArray(a) => one_d(&a.shape, a.data).map(|v| v.into_iter().map(|i| i as f64).collect()).ok_or_else(mismatch),
             _ => Err(mismatch()),
         }
     }
@@ -537,13 +516,8 @@ impl IntoValue for Vec<&str> {
 
 /// Build a row-major array, checking that `data` holds the product of `shape` items.
 fn array_from<T>(shape: &[u64], data: Vec<T>) -> Option<ArrayD<T>> {
-    let shape: Vec<usize> = shape
-        .iter()
-        .map(|&d| usize::try_from(d).ok())
-        .collect::<Option<_>>()?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    let shape: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).ok()).collect::<Option<_>>()?;
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
     if count != data.len() {
         return None;
     }
@@ -566,26 +540,21 @@ fn array_parts<T: Clone>(array: ArrayD<T>) -> (Vec<u64>, Vec<T>) {
     (shape, array.iter().cloned().collect())
 }
 
-const ARRAY_F64_EXPECTED: &str =
-    "float-array, int-array, or float-list/int-list as 1-d (ArrayD<f64>)";
+const ARRAY_F64_EXPECTED: &str = "float-array, int-array, or float-list/int-list as 1-d (ArrayD<f64>)";
 
 /// Reads a `float-array` (or `int-array`, converted) with its shape, or a
 /// `float-list`/`int-list` as a 1-d array.
 impl FromValue for ArrayD<f64> {
     fn from_value(value: Value) -> Result<Self, TypeMismatch> {
         let found = describe(&value);
-        let mismatch = move || TypeMismatch {
-            expected: ARRAY_F64_EXPECTED,
-            found,
-        };
+        let mismatch = move || TypeMismatch { expected: ARRAY_F64_EXPECTED, found };
         match value {
             Value::FloatArray(a) => array_from(&a.shape, a.data).ok_or_else(mismatch),
             Value::IntArray(a) => {
                 let data = a.data.into_iter().map(|i| i as f64).collect();
                 array_from(&a.shape, data).ok_or_else(mismatch)
             }
-            Value::FloatList(v) => Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v)
-                .map_err(|_| mismatch())?),
+            Value::FloatList(v) => Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|_| mismatch())?),
             Value::IntList(v) => {
                 let v: Vec<f64> = v.into_iter().map(|i| i as f64).collect();
                 Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|_| mismatch())?)
@@ -614,14 +583,10 @@ const ARRAY_I64_EXPECTED: &str = "int-array, or int-list as 1-d (ArrayD<i64>)";
 impl FromValue for ArrayD<i64> {
     fn from_value(value: Value) -> Result<Self, TypeMismatch> {
         let found = describe(&value);
-        let mismatch = move || TypeMismatch {
-            expected: ARRAY_I64_EXPECTED,
-            found,
-        };
+        let mismatch = move || TypeMismatch { expected: ARRAY_I64_EXPECTED, found };
         match value {
             Value::IntArray(a) => array_from(&a.shape, a.data).ok_or_else(mismatch),
-            Value::IntList(v) => Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v)
-                .map_err(|_| mismatch())?),
+            Value::IntList(v) => Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|_| mismatch())?),
             _ => Err(mismatch()),
         }
     }
@@ -674,19 +639,10 @@ mod tests {
 
     #[test]
     fn vec_f64_from_int_list_and_1d_array() {
-        assert_eq!(
-            Vec::<f64>::from_value(Value::IntList(vec![1, -2, 3])),
-            Ok(vec![1.0, -2.0, 3.0])
-        );
-        let a = Value::FloatArray(F64Array {
-            shape: vec![2],
-            data: vec![0.5, 1.5],
-        });
+        assert_eq!(Vec::<f64>::from_value(Value::IntList(vec![1, -2, 3])), Ok(vec![1.0, -2.0, 3.0]));
+        let a = Value::FloatArray(F64Array { shape: vec![2], data: vec![0.5, 1.5] });
         assert_eq!(Vec::<f64>::from_value(a), Ok(vec![0.5, 1.5]));
-        let two_d = Value::FloatArray(F64Array {
-            shape: vec![1, 2],
-            data: vec![0.5, 1.5],
-        });
+        let two_d = Value::FloatArray(F64Array { shape: vec![1, 2], data: vec![0.5, 1.5] });
         let err = Vec::<f64>::from_value(two_d).unwrap_err();
         assert_eq!(err.found, "float-array of shape [1, 2]");
     }
@@ -700,10 +656,7 @@ mod tests {
 
     #[test]
     fn bytes_are_not_a_list() {
-        assert_eq!(
-            Bytes::from_value(Value::Bytes(vec![1, 2])),
-            Ok(Bytes(vec![1, 2]))
-        );
+        assert_eq!(Bytes::from_value(Value::Bytes(vec![1, 2])), Ok(Bytes(vec![1, 2])));
         assert!(Bytes::from_value(Value::IntList(vec![1, 2])).is_err());
         assert!(Vec::<i64>::from_value(Value::Bytes(vec![1, 2])).is_err());
     }
@@ -741,10 +694,7 @@ mod tests {
             match arr.clone().into_value() {
                 Value::IntArray(ia) => {
                     assert_eq!(ia.data, expected);
-                    assert_eq!(
-                        ia.shape,
-                        arr.shape().iter().map(|&d| d as u64).collect::<Vec<_>>()
-                    );
+                    assert_eq!(ia.shape, arr.shape().iter().map(|&d| d as u64).collect::<Vec<_>>());
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -754,15 +704,9 @@ mod tests {
 
     #[test]
     fn arrays_reject_inconsistent_shape() {
-        let bad = Value::FloatArray(F64Array {
-            shape: vec![2, 2],
-            data: vec![1.0, 2.0, 3.0],
-        });
+        let bad = Value::FloatArray(F64Array { shape: vec![2, 2], data: vec![1.0, 2.0, 3.0] });
         assert!(ArrayD::<f64>::from_value(bad).is_err());
-        let overflow = Value::IntArray(S64Array {
-            shape: vec![u64::MAX, 2],
-            data: vec![],
-        });
+        let overflow = Value::IntArray(S64Array { shape: vec![u64::MAX, 2], data: vec![] });
         assert!(ArrayD::<i64>::from_value(overflow).is_err());
     }
 
@@ -780,11 +724,7 @@ mod tests {
     fn error_messages_name_the_global() {
         let e = NamespaceError::Missing("a".into());
         assert_eq!(e.to_string(), "global `a` is not set on this engine");
-        let e = NamespaceError::WrongType {
-            name: "xs".into(),
-            expected: "int (i64)",
-            found: "text of 3 bytes".into(),
-        };
+        let e = NamespaceError::WrongType { name: "xs".into(), expected: "int (i64)", found: "text of 3 bytes".into() };
         assert_eq!(e.to_string(), "global `xs`: expected int (i64), found text of 3 bytes");
         assert_eq!(e.name(), "xs");
     }

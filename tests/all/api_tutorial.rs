@@ -64,7 +64,9 @@ fn load_balanced_sum_of_random_rows() {
     // …and as one array form, the way a numpy client sends it.
     let flat: Vec<f64> = rows.concat();
     let array = json!({"dtype": "float64", "shape": [10, 100_000], "data": b64_f64(&flat)});
-    let t = s.task(json!({"op": "map", "component": "seed", "function": "sum-array", "sequences": [array], "targets": "balanced", "chunksize": 1}));
+    let t = s.task(
+        json!({"op": "map", "component": "seed", "function": "sum-array", "sequences": [array], "targets": "balanced", "chunksize": 1}),
+    );
     assert_eq!(t["status"], "done", "{}", t["error"]);
     check(&t["result"]);
     let mut used: Vec<i64> = t["engines"].as_array().expect("engines").iter().map(|e| e.as_i64().expect("id")).collect();
@@ -87,8 +89,12 @@ fn apply_with_args_and_with_kwargs() {
 #[test]
 fn async_map_then_wait() {
     let s = cluster();
-    let (status, t) = s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "seed", "function": "add3",
-        "sequences": [range(10), range(10), range(10)], "block": false})));
+    let (status, t) = s.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "map", "component": "seed", "function": "add3",
+        "sequences": [range(10), range(10), range(10)], "block": false})),
+    );
     assert_eq!(status, 202);
     assert!(["pending", "running", "done"].contains(&t["status"].as_str().unwrap_or("")), "{t}");
     assert_eq!(t["progress"]["total"], 10);
@@ -250,8 +256,14 @@ fn arrays_round_trip_bit_exactly() {
     assert_eq!(v["values"][0]["bits"], json!([[-0.0, 1e-300, f64::MAX], [f64::MIN_POSITIVE, 0.1, -2.5e17]]));
     // The binary route: raw little-endian bytes in and out, no JSON.
     let raw: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let resp = s.http.put(format!("{}/v1/namespace/rawbits?dtype=float64&shape=3,2&targets=0:2", s.url))
-        .bearer_auth(&s.token).header("content-type", "application/octet-stream").body(raw.clone()).send().expect("put");
+    let resp = s
+        .http
+        .put(format!("{}/v1/namespace/rawbits?dtype=float64&shape=3,2&targets=0:2", s.url))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/octet-stream")
+        .body(raw.clone())
+        .send()
+        .expect("put");
     assert_eq!(resp.status().as_u16(), 200);
     let resp = s.http.get(format!("{}/v1/namespace/rawbits?targets=1", s.url)).bearer_auth(&s.token).send().expect("get");
     assert_eq!(resp.headers()["x-wasmpar-dtype"], "float64");
@@ -259,8 +271,13 @@ fn arrays_round_trip_bit_exactly() {
     assert_eq!(resp.bytes().expect("bytes").to_vec(), raw);
     let (_, v) = s.call("GET", "/v1/namespace?names=rawbits&targets=0", None);
     assert_eq!(v["values"][0]["rawbits"], json!([[-0.0, 1e-300], [f64::MAX, f64::MIN_POSITIVE], [0.1, -2.5e17]]));
-    let resp = s.http.put(format!("{}/v1/namespace/rawbits?dtype=float64&shape=4,2", s.url))
-        .bearer_auth(&s.token).body(raw.clone()).send().expect("put");
+    let resp = s
+        .http
+        .put(format!("{}/v1/namespace/rawbits?dtype=float64&shape=4,2", s.url))
+        .bearer_auth(&s.token)
+        .body(raw.clone())
+        .send()
+        .expect("put");
     assert_eq!(resp.status().as_u16(), 400, "a shape that does not fit is refused");
     // A map's number results as one array form.
     let r = s.ok(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [range(5)], "result_encoding": "array"}));

@@ -267,7 +267,10 @@ fn install_makes_a_dependency_available() {
     upload(&c, wasmpar::examples::STATS_WASM, "stats");
     let v = upload(&c, wasmpar::examples::STATS_TASK_WASM, "stats-task");
     let src = v["import_sources"].as_array().expect("imports");
-    assert!(src.iter().any(|i| i["name"] == "wasmpar-examples:stats/norm@0.1.0" && i["source"] == "library" && i["library"] == "stats"), "{v}");
+    assert!(
+        src.iter().any(|i| i["name"] == "wasmpar-examples:stats/norm@0.1.0" && i["source"] == "library" && i["library"] == "stats"),
+        "{v}"
+    );
     let msg = c.fails(&["map", "stats-task/g3", "[0.0]"]);
     assert!(msg.contains("DependencyError") && msg.contains("install `stats`"), "{msg}");
     assert!(c.ok(&["install", "stats", "-t", "0"]).contains("installed stats on engines 0"));

@@ -35,7 +35,7 @@ fn get_task(s: &TestServer, id: &str) -> Json {
     t
 }
 
-/// 1. `?wait=1e30` made `Duration::from_secs_f64` panic in the handler: the
+/// Defect 1: `?wait=1e30` made `Duration::from_secs_f64` panic in the handler: the
 /// connection was dropped instead of answered.
 #[test]
 fn any_wait_is_answered() {
@@ -81,7 +81,7 @@ fn with_custom_section(bytes: &[u8], n: usize) -> Vec<u8> {
     out
 }
 
-/// 2. Re-uploading under the same name never freed the old version's
+/// Defect 2: Re-uploading under the same name never freed the old version's
 /// instances (their memory lives until the store is dropped), so with a
 /// 96 MiB cap per engine the tenth or so re-upload followed by `hog(8)`
 /// failed with the memory cap on tasks that did nothing wrong.
@@ -106,7 +106,7 @@ fn re_uploads_do_not_accumulate_instances() {
     s.assert_healthy(2);
 }
 
-/// 3. `ComponentRegistry::get` took a second read guard while the first was
+/// Defect 3: `ComponentRegistry::get` took a second read guard while the first was
 /// alive; parking_lot's fair RwLock made a queued writer (an upload) wait for
 /// the first and the second read wait for the writer: every request touching
 /// components hung for ever. Lookups of unknown names race uploads here.
@@ -146,7 +146,7 @@ fn lookups_racing_uploads_never_deadlock() {
     assert!(total > 0);
 }
 
-/// 4. Integers beyond 2^53 were rounded through f64 in the namespace.
+/// Defect 4: Integers beyond 2^53 were rounded through f64 in the namespace.
 #[test]
 fn namespace_keeps_u64_and_s64_exactly() {
     let s = TestServer::start(1);
@@ -161,7 +161,7 @@ fn namespace_keeps_u64_and_s64_exactly() {
     assert!(text.to_string().contains("18446744073709551615"), "{text}");
 }
 
-/// 5. A large map was converted on a tokio worker: with both workers busy
+/// Defect 5: A large map was converted on a tokio worker: with both workers busy
 /// converting, every other request waited for them.
 #[test]
 fn large_submissions_do_not_stall_other_requests() {
@@ -195,7 +195,7 @@ fn large_submissions_do_not_stall_other_requests() {
     });
 }
 
-/// 6. A balanced task whose batches no engine holds any more (its engine's
+/// Defect 6: A balanced task whose batches no engine holds any more (its engine's
 /// thread ended with the work still queued) waited for ever.
 #[test]
 fn a_balanced_task_nobody_runs_ends_with_an_error() {
@@ -224,7 +224,7 @@ fn a_balanced_task_nobody_runs_ends_with_an_error() {
     s.assert_healthy(1);
 }
 
-/// 7. A task queued behind a long call showed `running` and its DELETE
+/// Defect 7: A task queued behind a long call showed `running` and its DELETE
 /// blocked for the running call's duration, answering `running`.
 #[test]
 fn cancelling_a_queued_task_answers_at_once() {
@@ -247,7 +247,7 @@ fn cancelling_a_queued_task_answers_at_once() {
     s.assert_healthy(1);
 }
 
-/// 9. Small ones: `.`/`..` names, huge names echoed whole, the real
+/// Defect 9: Small ones: `.`/`..` names, huge names echoed whole, the real
 /// timeout limit, and kept results bounded in bytes.
 #[test]
 fn small_request_defects() {

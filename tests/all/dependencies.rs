@@ -18,8 +18,13 @@ const G3: [f64; 7] = [
 ];
 
 fn g3_map(s: &TestServer, targets: Json) -> Json {
-    s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "stats-task", "function": "g3",
-        "sequences": [[-3, -2, -1, 0, 1, 2, 3]], "targets": targets, "block": true}))).1
+    s.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "map", "component": "stats-task", "function": "g3",
+        "sequences": [[-3, -2, -1, 0, 1, 2, 3]], "targets": targets, "block": true})),
+    )
+    .1
 }
 
 fn setup(engines: usize) -> TestServer {
@@ -42,15 +47,23 @@ fn setup(engines: usize) -> TestServer {
 fn functions_with_dependencies_fail_before_install_and_work_after() {
     let s = setup(4);
     // Before: a 409 naming the interface, the engines and the library.
-    let (status, v) = s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "stats-task", "function": "g3",
-        "sequences": [[0.0]], "block": true})));
+    let (status, v) = s.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "map", "component": "stats-task", "function": "g3",
+        "sequences": [[0.0]], "block": true})),
+    );
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["error"]["kind"], "DependencyError");
     let m = v["error"]["message"].as_str().unwrap_or("");
     assert!(m.contains("wasmpar-examples:stats/norm@0.1.0") && m.contains("engine(s) 0, 1, 2, 3") && m.contains("install `stats`"), "{m}");
     // The balanced view fails at once too (no hang).
-    let (status, v) = s.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "stats-task", "function": "g3",
-        "args": [0.0], "targets": "balanced", "block": true})));
+    let (status, v) = s.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "apply", "component": "stats-task", "function": "g3",
+        "args": [0.0], "targets": "balanced", "block": true})),
+    );
     assert_eq!(status, 409, "{v}");
 
     // Install on engines 0 and 2 only (sync_imports on rc[::2]).
@@ -132,7 +145,11 @@ fn install_refuses_what_is_not_a_library() {
     let v = s2.upload("stats-task", wasmpar::examples::STATS_TASK_WASM);
     let norm = v["import_sources"].as_array().expect("imports").iter().find(|i| i["name"] == "wasmpar-examples:stats/norm@0.1.0").cloned();
     assert_eq!(norm.map(|n| n["source"].clone()), Some(json!("unresolved")));
-    let (status, v) = s2.call("POST", "/v1/tasks", Some(&json!({"op": "apply", "component": "stats-task", "function": "g3", "args": [0.0], "block": true})));
+    let (status, v) = s2.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"op": "apply", "component": "stats-task", "function": "g3", "args": [0.0], "block": true})),
+    );
     assert_eq!(status, 409);
     assert!(v["error"]["message"].as_str().unwrap_or("").contains("no uploaded component exports it"), "{v}");
 }

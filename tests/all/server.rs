@@ -60,13 +60,18 @@ impl TestServer {
         let resp = rb.send().expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().expect("body");
-        let v = if text.is_empty() { Json::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")) };
+        let v = if text.is_empty() {
+            Json::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
         (status, v)
     }
 
     pub fn upload(&self, name: &str, path: &str) -> Json {
         let bytes = std::fs::read(path).expect("component");
-        let (status, v) = self.raw("POST", &format!("/v1/components?name={name}"), Some(bytes), Some(&self.token.clone()), "application/wasm");
+        let (status, v) =
+            self.raw("POST", &format!("/v1/components?name={name}"), Some(bytes), Some(&self.token.clone()), "application/wasm");
         assert_eq!(status, 201, "upload {name}: {v}");
         v
     }

@@ -54,7 +54,13 @@ impl Http {
 
     fn upload(&self, name: &str, bytes: &[u8]) -> Duration {
         let start = Instant::now();
-        let r = self.client.post(format!("{}/v1/components?name={name}", self.url)).bearer_auth(&self.token).body(bytes.to_vec()).send().expect("upload");
+        let r = self
+            .client
+            .post(format!("{}/v1/components?name={name}", self.url))
+            .bearer_auth(&self.token)
+            .body(bytes.to_vec())
+            .send()
+            .expect("upload");
         let took = start.elapsed();
         assert_eq!(r.status().as_u16(), 201, "upload {name}: {}", r.text().unwrap_or_default());
         took
@@ -75,7 +81,13 @@ pub fn rows(t: &mut Table, dir: &Path) {
     let mandelbrot = std::fs::read(wasmpar::examples::MANDELBROT_WASM).expect("mandelbrot.wasm");
     let first = http.upload("mandelbrot", &mandelbrot);
     let (again, ()) = median_of(5, || (http.upload("mandelbrot", &mandelbrot), ()));
-    t.add("upload mandelbrot.wasm, first (validate + compile, empty cache)", ms(first), "ms", None, format!("{} KiB", mandelbrot.len() / 1024));
+    t.add(
+        "upload mandelbrot.wasm, first (validate + compile, empty cache)",
+        ms(first),
+        "ms",
+        None,
+        format!("{} KiB", mandelbrot.len() / 1024),
+    );
     t.add("upload mandelbrot.wasm again (same bytes: found by digest)", ms(again), "ms", Some(Target::AtMost(5.0)), "median of 5");
     http.upload("seed", &std::fs::read(wasmpar::examples::SEED_WASM).expect("seed.wasm"));
 
@@ -91,7 +103,8 @@ pub fn rows(t: &mut Table, dir: &Path) {
         let got: Vec<u32> = v["result"].as_array().expect("list").iter().map(|c| c.as_u64().expect("count") as u32).collect();
         assert_eq!(got, expected, "the tutorial's counts");
     };
-    let elementwise = json!({"op": "map", "component": "mandelbrot", "function": "mandel", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
+    let elementwise =
+        json!({"op": "map", "component": "mandelbrot", "function": "mandel", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
     let chunked = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
     let mut chunked_one = chunked.clone();
     chunked_one["targets"] = json!([0]);
@@ -115,7 +128,13 @@ pub fn rows(t: &mut Table, dir: &Path) {
     assert_eq!(v["result"][99_999], 99_999);
     let (t_auto, _) = median_of(3, || http.task(&auto));
     t.add("chunksize 1", 1e5 / t_c1.as_secs_f64(), "calls/s", Some(Target::AtLeast(40_000.0)), "median of 3; request to answer");
-    t.add("automatic chunk size", 1e5 / t_auto.as_secs_f64(), "calls/s", Some(Target::AtLeast(1_000_000.0)), "median of 3; request to answer");
+    t.add(
+        "automatic chunk size",
+        1e5 / t_auto.as_secs_f64(),
+        "calls/s",
+        Some(Target::AtLeast(1_000_000.0)),
+        "median of 3; request to answer",
+    );
 
     // 5. apply round trips from a keep-alive client.
     t.section("apply round trip over HTTP (seed/identity, block: true, 2000 requests after 200 warm-up)");
@@ -143,7 +162,14 @@ pub fn rows(t: &mut Table, dir: &Path) {
     let body = bytes::Bytes::from(serde_json::to_vec(&json!({"values": {"big": array_form(&big, &[big.len()])}})).expect("json"));
     let (t_push, ()) = best_of(2, || {
         timed(|| {
-            let r = http.client.put(format!("{}/v1/namespace", http.url)).bearer_auth(&http.token).header("content-type", "application/json").body(body.clone()).send().expect("push");
+            let r = http
+                .client
+                .put(format!("{}/v1/namespace", http.url))
+                .bearer_auth(&http.token)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .expect("push");
             assert!(r.status().is_success(), "push: {}", r.text().unwrap_or_default());
         })
     });
@@ -191,32 +217,102 @@ pub fn rows(t: &mut Table, dir: &Path) {
         r.read_to_end(&mut buf).expect("body")
     };
     let (t_pull, len) = best_of(2, || {
-        timed(|| read_all(http.client.get(format!("{}/v1/namespace?names=big&encoding=array", http.url)).bearer_auth(&http.token).send().expect("pull")))
+        timed(|| {
+            read_all(
+                http.client
+                    .get(format!("{}/v1/namespace?names=big&encoding=array", http.url))
+                    .bearer_auth(&http.token)
+                    .send()
+                    .expect("pull"),
+            )
+        })
     });
     assert!(len as f64 > mb * 1e6 * n as f64 * 4.0 / 3.0, "every engine's array came back");
     let raw = bytes::Bytes::from(big.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
     let (t_push_raw, ()) = best_of(2, || {
         timed(|| {
-            let r = http.client.put(format!("{}/v1/namespace/bigraw?dtype=float64", http.url)).bearer_auth(&http.token).body(raw.clone()).send().expect("push raw");
+            let r = http
+                .client
+                .put(format!("{}/v1/namespace/bigraw?dtype=float64", http.url))
+                .bearer_auth(&http.token)
+                .body(raw.clone())
+                .send()
+                .expect("push raw");
             assert!(r.status().is_success());
         })
     });
     let (t_pull_raw, total) = best_of(2, || {
         timed(|| {
             (0..n)
-                .map(|e| read_all(http.client.get(format!("{}/v1/namespace/bigraw?targets={e}", http.url)).bearer_auth(&http.token).send().expect("pull raw")))
+                .map(|e| {
+                    read_all(
+                        http.client
+                            .get(format!("{}/v1/namespace/bigraw?targets={e}", http.url))
+                            .bearer_auth(&http.token)
+                            .send()
+                            .expect("pull raw"),
+                    )
+                })
                 .sum::<usize>()
         })
     });
     assert_eq!(total, big.len() * 8 * n);
-    t.add("push, JSON body with the base64 array form (PUT /v1/namespace)", agg(t_push), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2; 107 MB body");
-    t.add("pull, encoding=array (GET /v1/namespace)", agg(t_pull), "MB/s", Some(Target::AtLeast(2000.0)), format!("best of 2; {} MB answer", len / 1_000_000));
-    t.add("  push, raw little-endian bytes (PUT /v1/namespace/{name})", agg(t_push_raw), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2; 80 MB body");
-    t.add("  pull, raw bytes (GET /v1/namespace/{name}, one GET per engine)", agg(t_pull_raw), "MB/s", Some(Target::AtLeast(2000.0)), "best of 2");
-    t.add("  push, server's decode of the array form, as before (Vec<u8> then Vec<f64>)", agg(t_dec_old), "MB/s", None, "best of 3; in process, no HTTP");
-    t.add("  push, server's decode now (NsValue::from_json: into the final buffer)", agg(t_dec_new), "MB/s", None, "best of 3; in process, no HTTP");
-    t.add("  pull, server's encoding of the answer, as before (per engine, via Value)", agg(t_enc_old), "MB/s", None, "best of 2; in process, no HTTP");
-    t.add("  pull, server's encoding now (write_json: base64 once, shared chunks)", agg(t_enc_new), "MB/s", None, "best of 2; in process, no HTTP");
+    t.add(
+        "push, JSON body with the base64 array form (PUT /v1/namespace)",
+        agg(t_push),
+        "MB/s",
+        Some(Target::AtLeast(2000.0)),
+        "best of 2; 107 MB body",
+    );
+    t.add(
+        "pull, encoding=array (GET /v1/namespace)",
+        agg(t_pull),
+        "MB/s",
+        Some(Target::AtLeast(2000.0)),
+        format!("best of 2; {} MB answer", len / 1_000_000),
+    );
+    t.add(
+        "  push, raw little-endian bytes (PUT /v1/namespace/{name})",
+        agg(t_push_raw),
+        "MB/s",
+        Some(Target::AtLeast(2000.0)),
+        "best of 2; 80 MB body",
+    );
+    t.add(
+        "  pull, raw bytes (GET /v1/namespace/{name}, one GET per engine)",
+        agg(t_pull_raw),
+        "MB/s",
+        Some(Target::AtLeast(2000.0)),
+        "best of 2",
+    );
+    t.add(
+        "  push, server's decode of the array form, as before (Vec<u8> then Vec<f64>)",
+        agg(t_dec_old),
+        "MB/s",
+        None,
+        "best of 3; in process, no HTTP",
+    );
+    t.add(
+        "  push, server's decode now (NsValue::from_json: into the final buffer)",
+        agg(t_dec_new),
+        "MB/s",
+        None,
+        "best of 3; in process, no HTTP",
+    );
+    t.add(
+        "  pull, server's encoding of the answer, as before (per engine, via Value)",
+        agg(t_enc_old),
+        "MB/s",
+        None,
+        "best of 2; in process, no HTTP",
+    );
+    t.add(
+        "  pull, server's encoding now (write_json: base64 once, shared chunks)",
+        agg(t_enc_new),
+        "MB/s",
+        None,
+        "best of 2; in process, no HTTP",
+    );
 
     server.stop();
     let _ = rt.block_on(server.wait());

@@ -59,7 +59,12 @@ impl Daemon {
 
     fn upload(&self, client: &reqwest::blocking::Client, name: &str, bytes: &[u8]) -> Duration {
         let start = Instant::now();
-        let r = client.post(format!("{}/v1/components?name={name}", self.url)).bearer_auth(&self.token).body(bytes.to_vec()).send().expect("upload");
+        let r = client
+            .post(format!("{}/v1/components?name={name}", self.url))
+            .bearer_auth(&self.token)
+            .body(bytes.to_vec())
+            .send()
+            .expect("upload");
         let took = start.elapsed();
         assert_eq!(r.status().as_u16(), 201);
         took
@@ -110,7 +115,13 @@ pub fn rows(t: &mut Table, dir: &Path, cache: &Path) {
         (took, ())
     });
     ready_ms.sort_by(f64::total_cmp);
-    t.add("spawn until every engine is ready and /v1/health answers", ms(took8), "ms", Some(Target::AtMost(200.0)), "median of 3; incl. exec of both processes");
+    t.add(
+        "spawn until every engine is ready and /v1/health answers",
+        ms(took8),
+        "ms",
+        Some(Target::AtMost(200.0)),
+        "median of 3; incl. exec of both processes",
+    );
     t.add("  as the CLI reports it (--json ready_ms)", ready_ms[1], "ms", None, "median of 3");
 
     // 7. Memory: an idle -n 1 and -n 8 server; then with a live instance per engine.
@@ -137,8 +148,20 @@ pub fn rows(t: &mut Table, dir: &Path, cache: &Path) {
     t.add("-n 1, idle", idle1, "MiB", None, "");
     t.add("-n 8, idle", idle8, "MiB", None, "");
     t.add("per idle engine ((n8 - n1) / 7)", (idle8 - idle1) / 7.0, "MiB", Some(Target::AtMost(2.0)), "");
-    t.add("  per engine with a live seed instance (after one apply on all)", (live8 - live1) / 7.0, "MiB", None, format!("-n 1 {live1:.1} MiB, -n 8 {live8:.1} MiB"));
+    t.add(
+        "  per engine with a live seed instance (after one apply on all)",
+        (live8 - live1) / 7.0,
+        "MiB",
+        None,
+        format!("-n 1 {live1:.1} MiB, -n 8 {live8:.1} MiB"),
+    );
 
     t.section("component upload into a new process (compiled artifact on disk)");
-    t.add("upload mandelbrot.wasm to a fresh `wasmpar start -n 8`", ms(from_disk), "ms", Some(Target::AtMost(5.0)), "deserialized from the disk cache");
+    t.add(
+        "upload mandelbrot.wasm to a fresh `wasmpar start -n 8`",
+        ms(from_disk),
+        "ms",
+        Some(Target::AtMost(5.0)),
+        "deserialized from the disk cache",
+    );
 }

@@ -8,9 +8,9 @@
 //!   bound and every engine is ready, so its existence means "ready".
 
 mod body;
+pub mod connection;
 #[cfg(test)]
 mod contract_tests;
-pub mod connection;
 pub mod dashboard;
 pub mod error;
 pub mod history;

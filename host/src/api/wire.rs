@@ -15,7 +15,10 @@ pub use crate::wire::{ComponentInfo, ComponentList, EngineIds, EngineList, Funct
 pub struct UploadQuery {
     /// The name tasks will call it by: 1-128 letters, digits, `-`, `_` or
     /// `.`, and not `.` or `..`.
-    #[param(pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}|\.\.[A-Za-z0-9._-]{1,126})$", example = "seed")]
+    #[param(
+        pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}|\.\.[A-Za-z0-9._-]{1,126})$",
+        example = "seed"
+    )]
     pub name: String,
 }
 

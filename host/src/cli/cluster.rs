@@ -225,7 +225,11 @@ pub fn start(cli: &Cli, a: &StartArgs, p: &Printer) -> Result<ExitCode> {
             Some(l) => {
                 let handle = super::launch::launch(l, &a.launch, &server.info.url, &server.info.token, &connection_file, wanted)?;
                 if !p.json {
-                    println!("wasmpar: {wanted} engines launched with {} ({:?}); `wasmpar engines --wait {wanted}` waits for them", l.name(), handle.record());
+                    println!(
+                        "wasmpar: {wanted} engines launched with {} ({:?}); `wasmpar engines --wait {wanted}` waits for them",
+                        l.name(),
+                        handle.record()
+                    );
                 }
                 Some(handle)
             }
@@ -325,11 +329,10 @@ pub fn stop(cli: &Cli, p: &Printer) -> Result<ExitCode> {
     let path = connection_path(cli);
     // Engines a dead controller launched (Slurm jobs, process groups) are
     // stopped from the record it left, even if the controller is gone.
-    if crate::api::connection::read(&path).is_err() || client(cli).and_then(|c| Ok(c.health()?)).is_err() {
-        if super::launch::stop_launched(&path)? {
-            println!("wasmpar: stopped the engines a stopped controller had launched");
-            return Ok(ExitCode::SUCCESS);
-        }
+    let controller_gone = crate::api::connection::read(&path).is_err() || client(cli).and_then(|c| Ok(c.health()?)).is_err();
+    if controller_gone && super::launch::stop_launched(&path)? {
+        println!("wasmpar: stopped the engines a stopped controller had launched");
+        return Ok(ExitCode::SUCCESS);
     }
     let info = crate::api::connection::read(&path).ok();
     let c = client(cli)?;

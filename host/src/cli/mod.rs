@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start a controller and N engines in this process (`ipcluster start -n N`).
-    Start(cluster::StartArgs),
+    Start(Box<cluster::StartArgs>),
     /// Stop the cluster of the connection file.
     Stop,
     /// List engines with their state, host, queue and completed counts.

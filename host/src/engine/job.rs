@@ -81,6 +81,9 @@ pub struct CallBatch {
     pub calls: Vec<Vec<Arg>>,
 }
 
+/// A batch given back to its task: (index, calls, how often it ran before).
+pub type Requeued = (usize, Vec<Vec<Arg>>, usize);
+
 /// A load-balanced map: batches that whichever engine is free takes next.
 pub struct BalancedWork {
     pub spec: CallSpec,
@@ -92,7 +95,7 @@ pub struct BalancedWork {
     /// How often a batch whose engine was lost runs again elsewhere.
     pub retries: usize,
     /// Batches given back after their engine was lost: (index, calls, attempt).
-    pub requeued: Mutex<Vec<(usize, Vec<Vec<Arg>>, usize)>>,
+    pub requeued: Mutex<Vec<Requeued>>,
 }
 
 impl BalancedWork {

@@ -164,7 +164,9 @@ impl EngineLink {
         }
         let req = self.req();
         let task = self.task_id(&spec.control, calls.len());
-        self.pending.lock().insert(req, Pending::Call { reply, index, calls: calls.len(), task, function: format!("{}/{}", spec.component.name, f.name) });
+        self.pending
+            .lock()
+            .insert(req, Pending::Call { reply, index, calls: calls.len(), task, function: format!("{}/{}", spec.component.name, f.name) });
         let msg = ToEngine::Call {
             req,
             engine: index,
@@ -358,7 +360,9 @@ impl EngineLink {
 /// of them in flight; batches of a lost engine go back to the task.
 async fn run_balanced(link: Arc<EngineLink>, index: usize, work: Arc<BalancedWork>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut inflight: HashMap<u64, (usize, Vec<Vec<Arg>>, usize, Instant)> = HashMap::new();
+    // req → (batch index, its calls kept for a retry, attempt, sent at).
+    type InFlight = (usize, Vec<Vec<Arg>>, usize, Instant);
+    let mut inflight: HashMap<u64, InFlight> = HashMap::new();
     let mut inflight_calls = 0usize;
     // Average time from sending a batch to its answer (starts as "slow").
     let mut batch_time = FAST_BATCH * 4;

@@ -41,7 +41,8 @@ pub async fn serve(socket: WebSocket, pool: Arc<EnginePool>) {
     let hello = match tokio::time::timeout(Duration::from_secs(10), next(&mut stream)).await {
         Ok(Some(FromEngine::Hello { protocol, process, host, pid, engines, labels })) => {
             if protocol != PROTOCOL {
-                let message = format!("protocol {protocol} is not this controller's ({PROTOCOL}): run the same wasmpar version on both sides");
+                let message =
+                    format!("protocol {protocol} is not this controller's ({PROTOCOL}): run the same wasmpar version on both sides");
                 let _ = send(&mut sink, &ToEngine::Refused { message }).await;
                 return;
             }

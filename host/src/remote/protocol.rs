@@ -48,21 +48,43 @@ pub enum FromEngine {
         labels: BTreeMap<String, String>,
     },
     /// An engine started a batch of task `task` (it is `running` now).
-    Started { task: u64 },
+    Started {
+        task: u64,
+    },
     /// Calls of task `task` finished since the last report.
-    Progress { task: u64, done: usize },
+    Progress {
+        task: u64,
+        done: usize,
+    },
     /// The answer of a `Call`.
-    Outcome { req: u64, results: Result<Vec<Json>, EngineFailure>, output: EngineOutput },
+    Outcome {
+        req: u64,
+        results: Result<Vec<Json>, EngineFailure>,
+        output: EngineOutput,
+    },
     /// The answer of a `Push`.
-    Pushed { req: u64 },
+    Pushed {
+        req: u64,
+    },
     /// The answer of a `Pull`: values as array-form JSON, or the missing name.
-    Pulled { req: u64, values: Result<Vec<Json>, String> },
+    Pulled {
+        req: u64,
+        values: Result<Vec<Json>, String>,
+    },
     /// The answer of an `Install`.
-    Installed { req: u64, result: Result<Vec<String>, String> },
+    Installed {
+        req: u64,
+        result: Result<Vec<String>, String>,
+    },
     /// A job could not be carried out at all (unknown component digest,
     /// bytes that do not compile here): it fails with this message.
-    Failed { req: u64, message: String },
-    Pong { seq: u64 },
+    Failed {
+        req: u64,
+        message: String,
+    },
+    Pong {
+        seq: u64,
+    },
 }
 
 /// Controller → engine process.

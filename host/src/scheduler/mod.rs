@@ -72,7 +72,10 @@ impl Controller {
     pub(super) fn resolve(&self, targets: &Targets) -> Result<Selection> {
         let live = self.pool.ids();
         if live.is_empty() {
-            return Err(Error::EngineGone("the cluster has no engine yet: start some (`wasmpar engine --connect`) or wait for them (`wasmpar engines --wait N`)".into()));
+            return Err(Error::EngineGone(
+                "the cluster has no engine yet: start some (`wasmpar engine --connect`) or wait for them (`wasmpar engines --wait N`)"
+                    .into(),
+            ));
         }
         targets.resolve_among(&live)
     }

@@ -19,7 +19,13 @@ pub(super) fn engine_died(id: usize, task: &TaskRecord, info: Option<&EngineInfo
     BatchOutcome {
         engine: id,
         batch: 0,
-        results: Err(EngineFailure { engine: id, function: format!("{}/{}", task.component, task.function), message, trace: String::new(), cause }),
+        results: Err(EngineFailure {
+            engine: id,
+            function: format!("{}/{}", task.component, task.function),
+            message,
+            trace: String::new(),
+            cause,
+        }),
         output: EngineOutput { engine: id, ..Default::default() },
     }
 }

@@ -84,6 +84,9 @@ pub struct ArrayForm {
     pub data: Vec<u8>,
 }
 
+/// A float64 array: its shape and its items, row-major.
+pub type ShapedF64 = (Vec<usize>, Vec<f64>);
+
 impl ArrayForm {
     /// `Some` when `obj` is meant as an array form (it has `dtype` and `data`),
     /// with an error message if it is a broken one.
@@ -105,7 +108,7 @@ impl ArrayForm {
     /// intermediate bytes): `None` when `obj` is no array form or another
     /// dtype, else exactly what [`ArrayForm::from_json`] then
     /// [`ArrayForm::to_f64`] would give, errors included.
-    pub fn f64_from_json(obj: &Map<String, Json>) -> Option<Result<(Vec<usize>, Vec<f64>), String>> {
+    pub fn f64_from_json(obj: &Map<String, Json>) -> Option<Result<ShapedF64, String>> {
         let form = (obj.contains_key("dtype") && obj.contains_key("data")).then(|| header(obj))?;
         match form {
             Ok((Dtype::F64, b64)) if exact_len(b64.as_bytes()).is_some_and(|n| n % 8 == 0) => Some((|| {
@@ -243,7 +246,7 @@ fn header(obj: &Map<String, Json>) -> Result<(Dtype, &str), String> {
 /// The shape of `bytes` bytes of `dtype` items: the form's `shape`, checked
 /// against the data, or one dimension of all of them.
 fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize) -> Result<Vec<usize>, String> {
-    if bytes % dtype.size() != 0 {
+    if !bytes.is_multiple_of(dtype.size()) {
         return Err(format!("array form: {} bytes is not a whole number of {} items", bytes, dtype.name()));
     }
     let count = bytes / dtype.size();
@@ -275,7 +278,7 @@ fn threads_for(bytes: usize) -> usize {
 /// The decoded length of canonical, padded base64, or `None` when the
 /// length or padding cannot be right.
 fn exact_len(b64: &[u8]) -> Option<usize> {
-    if b64.len() % 4 != 0 {
+    if !b64.len().is_multiple_of(4) {
         return None;
     }
     let pad = b64.iter().rev().take(2).take_while(|&&c| c == b'=').count();
