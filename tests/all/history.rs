@@ -164,3 +164,23 @@ fn the_event_stream_and_the_page() {
     }
     assert_eq!(seen, vec!["task_submitted", "task_finished"]);
 }
+
+#[test]
+fn a_blocking_task_whose_client_left_is_recorded_when_it_finishes() {
+    let s = TestServer::start(1);
+    s.upload_seed();
+    let impatient = reqwest::blocking::Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
+    let sent = impatient
+        .post(format!("{}/v1/tasks", s.url))
+        .bearer_auth(&s.token)
+        .json(&json!({"op": "apply", "component": "seed", "function": "spin", "targets": 0, "timeout_s": 1.5, "block": true}))
+        .send();
+    assert!(sent.is_err(), "the client gives up before the task ends");
+    // The task ends by its deadline; its finish reaches the store anyway.
+    let page = query_until(&s, "component=seed&status=failed", |ids| !ids.is_empty());
+    let task = &page["tasks"][0];
+    assert_eq!(task["function"], "spin", "{page}");
+    assert_eq!(task["error"]["kind"], "TimeoutError", "{page}");
+    let (_, running) = s.call("GET", "/v1/tasks?status=pending,running", None);
+    assert_eq!(running["tasks"], json!([]), "{running}");
+}

@@ -130,6 +130,9 @@ pub struct Tracked {
     targets: Json_,
     /// Calls already counted for the throughput chart from progress.
     reported: Arc<AtomicU64>,
+    /// A blocking request's handle: if the request goes away (the client
+    /// disconnected) before it recorded the finish, a waiter does it.
+    owes_finish: bool,
 }
 
 /// Record a submitted task: into the store, the metrics, and the events.
@@ -141,7 +144,7 @@ pub fn track(s: &Arc<AppState>, task: &Arc<TaskRecord>, targets: Json_, block: b
     if listening {
         s.events.send(DashboardEvent::TaskSubmitted { task: brief(&task.view()) });
     }
-    let tracked = Tracked { s: s.clone(), task: task.clone(), digest, targets, reported: Arc::default() };
+    let tracked = Tracked { s: s.clone(), task: task.clone(), digest, targets, reported: Arc::default(), owes_finish: block };
     if !block || listening {
         let follow = tracked.clone_handle();
         tokio::spawn(async move {
@@ -162,7 +165,7 @@ pub fn track(s: &Arc<AppState>, task: &Arc<TaskRecord>, targets: Json_, block: b
                 }
             }
             if !block {
-                follow.finished(&follow.task.view());
+                follow.record_finish(&follow.task.view());
             }
         });
     }
@@ -177,11 +180,17 @@ impl Tracked {
             digest: self.digest.clone(),
             targets: self.targets.clone(),
             reported: self.reported.clone(),
+            owes_finish: false,
         }
     }
 
     /// The task finished with `view` (taken before `mark_delivered`).
-    pub fn finished(&self, view: &TaskView) {
+    pub fn finished(&mut self, view: &TaskView) {
+        self.owes_finish = false;
+        self.record_finish(view);
+    }
+
+    fn record_finish(&self, view: &TaskView) {
         let s = &self.s;
         let done = view.progress.done as u64;
         let reported = self.reported.swap(done, Ordering::Relaxed);
@@ -264,3 +273,23 @@ pub fn events_doc() {}
     responses((status = 200, body = String, content_type = "text/plain; version=0.0.4",
                description = "Prometheus text format (docs/history.md)")))]
 pub fn metrics_doc() {}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if !self.owes_finish {
+            return;
+        }
+        // The blocking request was dropped while its task ran: record the
+        // finish when it comes (the result was not delivered, so it is whole).
+        let waiter = self.clone_handle();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    waiter.task.wait(Duration::MAX).await;
+                    waiter.record_finish(&waiter.task.view());
+                });
+            }
+            Err(_) => tracing::warn!(task = %self.task.id, "a task's finish is not recorded: no runtime to wait on"),
+        }
+    }
+}

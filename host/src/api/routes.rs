@@ -115,7 +115,7 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
     let block = spec.block;
     let targets = serde_json::to_value(&spec.targets).unwrap_or_default();
     let task = s.controller.submit_off_runtime(spec).await?;
-    let tracked = super::history::track(&s, &task, targets, block);
+    let mut tracked = super::history::track(&s, &task, targets, block);
     if block {
         task.wait(Duration::MAX).await;
         let view = task.view();
