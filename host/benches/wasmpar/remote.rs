@@ -49,7 +49,8 @@ impl Cluster {
                     .expect("wasmpar engine"),
             );
         }
-        let c = Cluster { conn, url: info.url, token: info.token, engines, client: reqwest::blocking::Client::new() };
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build().expect("http client");
+        let c = Cluster { conn, url: info.url, token: info.token, engines, client };
         let want = local + remote;
         let deadline = Instant::now() + Duration::from_secs(60);
         while c.get("/v1/engines")["engines"].as_array().map_or(0, Vec::len) < want {

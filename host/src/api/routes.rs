@@ -178,8 +178,14 @@ pub async fn push(State(s): State<Arc<AppState>>, headers: HeaderMap, JsonBody(r
               (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<axum::response::Response> {
     let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
-    let (engines, values) = s.controller.pull(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
-    pulled_json(&s, &PullAnswer { engines, values })
+    // The answer as JSON chunks: an array shared by several engines is
+    // base64-encoded once and sent from the same memory for each.
+    let chunks = s.controller.pull_json(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
+    let len: usize = chunks.iter().map(bytes::Bytes::len).sum();
+    s.metrics.pulled(len as u64);
+    let body = axum::body::Body::from_stream(futures::stream::iter(chunks.into_iter().map(Ok::<_, std::convert::Infallible>)));
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json".to_string()), (axum::http::header::CONTENT_LENGTH, len.to_string())], body)
+        .into_response())
 }
 
 #[utoipa::path(post, path = "/v1/scatter",
