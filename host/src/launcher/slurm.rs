@@ -14,15 +14,57 @@
 //! - The script runs `srun` in the foreground with `exec`: a process that
 //!   detaches would escape `scancel` under `proctrack/pgid`.
 
+use std::io::Read;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::shell::{sh_join, sh_quote};
 use super::tool::find_tool;
 use super::{EngineLaunch, LaunchError, LaunchHandle, LaunchRecord, LaunchState, Result, STOP_GRACE, TOKEN_ENV};
+
+/// How long a Slurm client command may take. With slurmctld down, squeue
+/// and scancel retry for minutes; a stop must not hang on them. sbatch gets
+/// longer: a busy controller answers submissions slowly.
+const QUERY_LIMIT: Duration = Duration::from_secs(30);
+const SUBMIT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs a Slurm client command, killed after `limit` (then a clear error).
+fn run(cmd: &mut Command, tool: &str, limit: Duration) -> Result<Output> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn { tool: tool.to_string(), source })?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LaunchError::ToolFailed {
+                    tool: tool.to_string(),
+                    status: "timed out".into(),
+                    stderr: format!("no answer within {limit:?} (is slurmctld up?)"),
+                });
+            }
+            Err(source) => return Err(LaunchError::Spawn { tool: tool.to_string(), source }),
+        }
+    };
+    Ok(Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
+}
 
 #[derive(Debug, Clone)]
 pub struct SlurmLauncher {
@@ -98,7 +140,7 @@ impl SlurmLauncher {
         if let Some(t) = &launch.token {
             cmd.env(TOKEN_ENV, t.expose());
         }
-        let out = cmd.output().map_err(|source| LaunchError::Spawn { tool: sbatch.display().to_string(), source })?;
+        let out = run(&mut cmd, "sbatch", SUBMIT_LIMIT)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(LaunchError::ToolFailed {
@@ -143,10 +185,7 @@ fn parse_state(text: &str) -> LaunchState {
 }
 
 pub(crate) fn job_state(squeue: &Path, job_id: &str) -> Result<LaunchState> {
-    let out = Command::new(squeue)
-        .args(["-h", "-j", job_id, "-o", "%T"])
-        .output()
-        .map_err(|source| LaunchError::Spawn { tool: squeue.display().to_string(), source })?;
+    let out = run(Command::new(squeue).args(["-h", "-j", job_id, "-o", "%T"]), "squeue", QUERY_LIMIT)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("Invalid job id") {
@@ -160,8 +199,7 @@ pub(crate) fn job_state(squeue: &Path, job_id: &str) -> Result<LaunchState> {
 /// `scancel JOB`, then waits until squeue shows it finished (its processes
 /// are gone). A job that already ended is not an error.
 pub(crate) fn cancel(scancel: &Path, squeue: &Path, job_id: &str) -> Result<()> {
-    let out =
-        Command::new(scancel).arg(job_id).output().map_err(|source| LaunchError::Spawn { tool: scancel.display().to_string(), source })?;
+    let out = run(Command::new(scancel).arg(job_id), "scancel", QUERY_LIMIT)?;
     if !out.status.success() && job_state(squeue, job_id)? != LaunchState::Finished {
         return Err(LaunchError::ToolFailed {
             tool: "scancel".into(),
@@ -232,6 +270,21 @@ mod tests {
         assert_eq!(parse_state("COMPLETING\n"), LaunchState::Running);
         assert_eq!(parse_state("CANCELLED\n"), LaunchState::Finished);
         assert_eq!(parse_state(""), LaunchState::Finished);
+    }
+
+    #[test]
+    fn a_hanging_tool_is_killed_at_its_limit() {
+        let t = Instant::now();
+        match run(Command::new("sleep").arg("30"), "squeue", Duration::from_millis(300)) {
+            Err(e @ LaunchError::ToolFailed { .. }) => assert!(e.to_string().contains("is slurmctld up?"), "{e}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let out = match run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), "sh", Duration::from_secs(10)) {
+            Ok(o) => o,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!((out.status.code(), &out.stdout[..], &out.stderr[..]), (Some(3), &b"out\n"[..], &b"err\n"[..]));
     }
 
     #[test]
