@@ -240,7 +240,7 @@ fn a_client_that_disconnects_mid_request_loses_nothing() {
     let addr = s.url.trim_start_matches("http://").to_string();
     let before = completed_total(&s);
     // A blocking task whose client goes away before the answer.
-    let body = json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 0.5, "block": true}).to_string();
+    let body = json!({"op": "apply", "component": "seed", "function": "spin", "timeout_s": 1.0, "block": true}).to_string();
     let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
     write!(
         sock,
@@ -250,6 +250,11 @@ fn a_client_that_disconnects_mid_request_loses_nothing() {
         body
     )
     .expect("send");
+    // The task is accepted and running on both engines; then the client goes.
+    wait_for(Duration::from_secs(20), "the blocking task to run", || {
+        let (_, e) = s.call("GET", "/v1/engines", None);
+        e["engines"].as_array().is_some_and(|all| all.iter().all(|e| e["state"] == "busy")).then_some(())
+    });
     drop(sock);
     // A request whose body never fully arrives.
     let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
@@ -493,7 +498,9 @@ fn memory_returns_after_load() {
     let conn = dir.join("c.json");
     let bin = env!("CARGO_BIN_EXE_wasmpar");
     let out = std::process::Command::new(bin)
-        .args(["start", "-n", "4", "--daemon", "--json", "--connection-file"])
+        // In-memory task records: this measures the controller's own
+        // bookkeeping (the SQLite store's memory is a separate figure).
+        .args(["start", "-n", "4", "--daemon", "--json", "--db", "none", "--connection-file"])
         .arg(&conn)
         .arg("--cache-dir")
         .arg(dir.join("cache"))
