@@ -28,11 +28,19 @@ struct Rows {
 #[derive(Default)]
 pub struct MemoryStore {
     rows: Mutex<Rows>,
+    /// Applied on every put (an unbounded in-memory store would grow with
+    /// every task a long-lived controller runs).
+    bounds: Option<Retention>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store kept under `bounds` (count and bytes) as tasks are put.
+    pub fn with_retention(bounds: Retention) -> Self {
+        MemoryStore { rows: Mutex::default(), bounds: Some(bounds) }
     }
 }
 
@@ -80,6 +88,18 @@ impl TaskStore for MemoryStore {
             r.bytes -= old;
         }
         r.bytes += w;
+        if let Some(b) = &self.bounds {
+            // Over a bound: trim to 90% of it, so a full store is not
+            // scanned on every put.
+            if b.max_tasks.is_some_and(|m| r.rows.len() as u64 > m) {
+                let keep = b.max_tasks.unwrap_or(u64::MAX) / 10 * 9;
+                r.remove_oldest_finished(|r| r.rows.len() as u64 > keep);
+            }
+            if b.max_bytes.is_some_and(|m| r.bytes > m) {
+                let keep = b.max_bytes.unwrap_or(u64::MAX) / 10 * 9;
+                r.remove_oldest_finished(|r| r.bytes > keep);
+            }
+        }
     }
 
     fn put_lazy(&self, source: Arc<dyn TaskSource>) {

@@ -246,7 +246,7 @@ impl StoreLocation {
 
     pub fn open(&self, options: SqliteOptions) -> Result<Arc<dyn TaskStore>> {
         match self {
-            StoreLocation::Memory => Ok(Arc::new(MemoryStore::new())),
+            StoreLocation::Memory => Ok(Arc::new(MemoryStore::with_retention(options.retention.clone()))),
             StoreLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, options)?)),
         }
     }
