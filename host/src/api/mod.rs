@@ -397,7 +397,15 @@ impl Server {
                 let listener = tls::TlsListener::new(listener, tls_config).map_err(|e| Error::Internal(e.to_string()))?;
                 tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
             }
-            None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
+            None => {
+                // Small messages (engine links, apply round trips) must not
+                // wait for Nagle's algorithm and delayed ACKs (~40 ms each).
+                use axum::serve::ListenerExt;
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
         };
         connection::write(&config.connection_file, &info)
             .map_err(|e| Error::BadRequest(format!("cannot write the connection file {}: {e}", config.connection_file.display())))?;

@@ -130,7 +130,7 @@ async fn session(
         format!("Bearer {}", config.token).parse().map_err(|_| SessionError::Refused("the token is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", auth);
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-    let (ws, _) = match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
+    let (ws, _) = match tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await {
         Ok(ok) => ok,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status().as_u16() == 401 => {
             return Err(SessionError::Refused("wrong token (HTTP 401)".into()));
