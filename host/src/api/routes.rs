@@ -328,7 +328,9 @@ fn pulled_json<T: serde::Serialize>(s: &AppState, answer: &T) -> ApiResult<axum:
 /// lasts as long as the process is part of the cluster.
 pub async fn connect_engine(State(s): State<Arc<AppState>>, ws: axum::extract::ws::WebSocketUpgrade) -> impl IntoResponse {
     let controller = s.controller.clone();
+    // A pull of a large array is one large message (and frame).
     ws.max_message_size(s.controller.limits().body_max)
+        .max_frame_size(s.controller.limits().body_max)
         .on_upgrade(move |socket| async move { controller.serve_engine_process(socket).await })
 }
 

@@ -130,7 +130,7 @@ async fn session(
         format!("Bearer {}", config.token).parse().map_err(|_| SessionError::Refused("the token is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", auth);
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-    let (ws, _) = match tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await {
+    let (ws, _) = match tokio_tungstenite::connect_async_tls_with_config(request, Some(link_config()), true, connector).await {
         Ok(ok) => ok,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status().as_u16() == 401 => {
             return Err(SessionError::Refused("wrong token (HTTP 401)".into()));
@@ -466,4 +466,11 @@ impl Dispatch {
             let _ = out.send(msg);
         });
     }
+}
+
+/// Messages as large as the controller's largest body (an 80 MB push is a
+/// 107 MB message as base64); tungstenite's default of 64 MiB would drop
+/// the link on a large push.
+fn link_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(1 << 30)).max_frame_size(Some(1 << 30))
 }
