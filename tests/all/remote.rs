@@ -231,6 +231,86 @@ fn every_view_works_over_remote_engines() {
     assert_eq!(c.ok(json!({"op": "apply", "component": "seed", "function": "identity", "args": [7]})), json!([7, 7, 7]));
 }
 
+/// Tiny balanced tasks travel grouped (many batches per message) and large
+/// pushed arrays are staged for the engine processes to fetch: results stay
+/// in order, a failing call in a group fails the task once, and a staged
+/// array arrives exactly, as a list or an array.
+#[test]
+fn grouped_batches_and_staged_arrays_over_remote_engines() {
+    let mut c = RemoteCluster::start();
+    c.engine(1, &[]);
+    c.engine(1, &[]);
+    c.wait_live(2);
+    c.upload_seed();
+    let n = 20_000i64;
+    let items: Vec<i64> = (0..n).collect();
+    let t = c.task(
+        json!({"op": "map", "component": "seed", "function": "identity", "sequences": [items], "targets": "balanced", "chunksize": 1}),
+    );
+    assert_eq!(t["status"], "done", "{}", t["error"]);
+    assert_eq!(t["result"], json!(items));
+    assert_eq!(t["progress"]["done"], n);
+    assert_eq!(t["engines"], json!([0, 1]), "both engines took batches");
+    // One call in the middle traps (sum-chunk overflows): one error, not one per batch of its group.
+    let mut chunks: Vec<Vec<i64>> = (0..2000).map(|i| vec![i, 1]).collect();
+    chunks[1234] = vec![i64::MAX, 1];
+    let t = c.task(
+        json!({"op": "map", "component": "seed", "function": "sum-chunk", "sequences": [chunks], "targets": "balanced", "chunksize": 1}),
+    );
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["kind"], "RemoteError", "{}", t["error"]);
+    assert_eq!(t["error"]["errors"].as_array().map(Vec::len), Some(1), "{}", t["error"]);
+    // Staged pushes: 1 MB of float64 and 400 kB of int64, read by a call and pulled back exactly.
+    let xs: Vec<f64> = (0..131_072).map(|i| i as f64 * 0.25 - 7.0).collect();
+    let raw: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let info = c.info();
+    let r = c
+        .http
+        .put(format!("{}/v1/namespace/big?dtype=float64&shape=512,256", info.url))
+        .bearer_auth(&info.token)
+        .body(raw.clone())
+        .send()
+        .expect("raw push");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = c
+        .http
+        .put(format!("{}/v1/namespace/flat?dtype=float64", info.url))
+        .bearer_auth(&info.token)
+        .body(raw.clone())
+        .send()
+        .expect("push");
+    assert_eq!(r.status().as_u16(), 200);
+    let ints: Vec<i64> = (0..50_000).map(|i| i * 1_000_003 - 17).collect();
+    let (status, _) = c.call("PUT", "/v1/namespace", Some(json!({"values": {"ints": ints}})));
+    assert_eq!(status, 200);
+    let want: f64 = xs.iter().sum();
+    let t = c.ok(json!({"op": "apply", "component": "seed", "function": "sum-array", "args": [{"$ref": "flat"}]}));
+    assert_eq!(t, json!([want, want]));
+    for engine in 0..2 {
+        let back = c.http.get(format!("{}/v1/namespace/big?targets={engine}", info.url)).bearer_auth(&info.token).send().expect("raw pull");
+        assert_eq!(back.headers()["x-wasmpar-shape"], "512,256");
+        assert_eq!(back.bytes().expect("bytes").as_ref(), raw.as_slice(), "engine {engine}: the staged array came back changed");
+    }
+    let (_, pulled) = c.call("GET", "/v1/namespace?names=ints&targets=1", None);
+    assert_eq!(pulled["values"][0]["ints"], json!(ints));
+    // A streamed push whose body breaks half-way loses nothing: the engines
+    // keep the value they had, and work on.
+    let addr = info.url.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    let head = format!(
+        "PUT /v1/namespace/flat?dtype=float64 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        info.token,
+        raw.len()
+    );
+    std::io::Write::write_all(&mut sock, head.as_bytes()).expect("head");
+    std::io::Write::write_all(&mut sock, &raw[..raw.len() / 2]).expect("half a body");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(sock);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = c.ok(json!({"op": "apply", "component": "seed", "function": "sum-array", "args": [{"$ref": "flat"}]}));
+    assert_eq!(t, json!([want, want]), "the broken push changed the engines' value");
+}
+
 #[test]
 fn a_killed_engine_process_fails_its_direct_task_and_its_batches_run_elsewhere() {
     let mut c = RemoteCluster::start();

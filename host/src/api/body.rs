@@ -15,7 +15,7 @@ use crate::Error;
 /// so that an ordinary client sees the answer instead of a reset connection.
 const DRAIN_BEYOND_LIMIT: usize = 256 << 20;
 
-fn content_length(req: &Request) -> Option<usize> {
+pub(crate) fn content_length(req: &Request) -> Option<usize> {
     req.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
@@ -143,7 +143,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
 
 /// A raw little-endian f64 body read straight into its final buffer: one
 /// copy from the network's chunks, none after (the fast push route).
-pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError> {
+/// `tee` sees every chunk of the body as it arrives.
+pub async fn read_f64s(req: Request, limit: usize, mut tee: impl FnMut(&bytes::Bytes)) -> Result<Vec<f64>, ApiError> {
     use futures::StreamExt;
     let declared = content_length(&req);
     let Some(len) = declared.filter(|n| n % 8 == 0 && *n <= limit) else {
@@ -152,6 +153,7 @@ pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError>
         if bytes.len() % 8 != 0 {
             return Err(ApiError(Error::BadRequest(format!("{} bytes is not a whole number of float64 items", bytes.len()))));
         }
+        tee(&bytes);
         return Ok(crate::value::array::f64s_from_le(&bytes));
     };
     let mut out = vec![0f64; len / 8];
@@ -163,12 +165,33 @@ pub async fn read_f64s(req: Request, limit: usize) -> Result<Vec<f64>, ApiError>
             return Err(ApiError(Error::BadRequest("the body is longer than its Content-Length".into())));
         }
         copy_le_bytes_into(&mut out, filled, &chunk);
+        tee(&chunk);
         filled += chunk.len();
     }
     if filled != len {
         return Err(ApiError(Error::BadRequest(format!("the body ended after {filled} of {len} bytes"))));
     }
     Ok(out)
+}
+
+/// Hand a body of exactly `len` bytes (its declared length) to `tee`, chunk
+/// by chunk, keeping none of it.
+pub async fn stream_body(req: Request, len: usize, mut tee: impl FnMut(&bytes::Bytes)) -> Result<(), ApiError> {
+    use futures::StreamExt;
+    let mut seen = 0usize;
+    let mut stream = req.into_body().into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError(Error::BadRequest(format!("cannot read the request body: {e}"))))?;
+        seen += chunk.len();
+        if seen > len {
+            return Err(ApiError(Error::BadRequest("the body is longer than its Content-Length".into())));
+        }
+        tee(&chunk);
+    }
+    if seen != len {
+        return Err(ApiError(Error::BadRequest(format!("the body ended after {seen} of {len} bytes"))));
+    }
+    Ok(())
 }
 
 /// Copy little-endian bytes into `out` at byte offset `at`.

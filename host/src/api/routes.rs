@@ -265,9 +265,32 @@ pub async fn push_raw(
         ),
     };
     let limit = s.controller.limits().body_max;
+    let targets = targets_query(&q.targets);
+    // float64 to remote engines: they fetch the bytes while they arrive here.
+    let declared = super::body::content_length(&req).filter(|&n| n <= limit && n % 8 == 0 && n >= crate::remote::staging::STAGE_MIN);
+    if let (Dtype::F64, Some(len)) = (dtype, declared) {
+        let items = len / 8;
+        let shape = shape.clone().unwrap_or_else(|| vec![items]);
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(items) {
+            return Err(Error::BadRequest(format!("shape {:?} does not hold {items} items", cut(&format!("{shape:?}")))).into());
+        }
+        if let Some(push) = s.controller.begin_streamed_push(&targets, &name, shape.clone(), len)? {
+            // The controller keeps a copy only for its own engines.
+            let value = if push.has_local() {
+                let floats = read_f64s(req, limit, |chunk| push.append(chunk.clone())).await?;
+                Some(s.controller.raw_value(dtype, Some(shape), RawData::F64(floats))?)
+            } else {
+                super::body::stream_body(req, len, |chunk| push.append(chunk.clone())).await?;
+                None
+            };
+            let engines = s.controller.finish_streamed_push(push, value).await?;
+            s.metrics.pushed(len as u64);
+            return Ok(Json(EngineIds { engines }));
+        }
+    }
     let data = if dtype == Dtype::F64 {
         // The common case: from the network straight into the values.
-        RawData::F64(read_f64s(req, limit).await?)
+        RawData::F64(read_f64s(req, limit, |_| {}).await?)
     } else {
         RawData::Bytes(read_bytes(req, limit).await?)
     };
@@ -276,7 +299,7 @@ pub async fn push_raw(
         RawData::Bytes(b) => b.len(),
     } as u64;
     let value = s.controller.raw_value(dtype, shape, data)?;
-    let engines = s.controller.push_value(&targets_query(&q.targets), &name, value).await?;
+    let engines = s.controller.push_value(&targets, &name, value).await?;
     s.metrics.pushed(pushed);
     Ok(Json(EngineIds { engines }))
 }
@@ -339,6 +362,22 @@ pub async fn connect_engine(State(s): State<Arc<AppState>>, ws: axum::extract::w
 pub async fn blob(State(s): State<Arc<AppState>>, ApiPath(digest): ApiPath<String>) -> ApiResult<impl IntoResponse> {
     let bytes = s.controller.component_bytes(&digest)?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes))
+}
+
+/// A pushed array's raw little-endian bytes, staged for the engine process
+/// the controller named it to (`remote::staging`).
+pub async fn staged(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>) -> ApiResult<axum::response::Response> {
+    use crate::remote::staging::Staged;
+    let octets = (axum::http::header::CONTENT_TYPE, "application/octet-stream");
+    Ok(match s.controller.staged(&id)? {
+        Staged::Whole(bytes) => ([octets], bytes).into_response(),
+        // Streamed as the client's upload arrives; an upload that breaks
+        // ends this body with an error, never as a short value.
+        Staged::Growing(g) => {
+            let length = g.total.to_string();
+            ([octets, (axum::http::header::CONTENT_LENGTH, length.as_str())], axum::body::Body::from_stream(g.chunks())).into_response()
+        }
+    })
 }
 
 #[cfg(test)]

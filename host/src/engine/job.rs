@@ -81,6 +81,17 @@ pub struct CallBatch {
     pub calls: Vec<Vec<Arg>>,
 }
 
+/// A value staged on the controller for remote engines to fetch
+/// (`remote::staging`): its id, and what its bytes are.
+#[derive(Debug, Clone)]
+pub struct StagedRef {
+    pub id: String,
+    /// `NsValue::kind` of the value the bytes make.
+    pub kind: &'static str,
+    pub dtype: crate::value::Dtype,
+    pub shape: Vec<usize>,
+}
+
 /// A batch given back to its task: (index, calls, how often it ran before).
 pub type Requeued = (usize, Vec<Vec<Arg>>, usize);
 
@@ -151,6 +162,13 @@ pub enum Job {
     Balanced(Arc<BalancedWork>),
     Push {
         values: Vec<(String, NsValue)>,
+        reply: oneshot::Sender<()>,
+    },
+    /// Remote engines only: bind `name` to a value whose bytes the engine's
+    /// process fetches from the controller while they still arrive.
+    PushStaged {
+        name: String,
+        staged: StagedRef,
         reply: oneshot::Sender<()>,
     },
     Pull {

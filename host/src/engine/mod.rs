@@ -25,7 +25,7 @@ mod pool;
 mod worker;
 
 pub use info::{hostname, EngineInfo, EngineStatus, Placement};
-pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, TaskControl};
+pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, StagedRef, TaskControl};
 pub use linker::{wasi_provides, HOST_INTERFACES};
 pub use namespace::{Namespace, NsValue};
 pub use pool::{lost_message, EnginePool, RemoteLink};

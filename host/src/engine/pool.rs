@@ -112,6 +112,11 @@ impl EnginePool {
         self.slots.read().iter().filter(|s| !matches!(s.link, Link::Lost { .. })).map(|s| s.info.id).collect()
     }
 
+    /// Whether engine `id` lives in another process (reached over a link).
+    pub fn is_remote(&self, id: usize) -> bool {
+        self.slots.read().get(id).is_some_and(|s| matches!(s.link, Link::Remote { .. }))
+    }
+
     /// Register a remote process's `n` engines; the same `process` coming
     /// back gets its former ids. Returns the ids in the process's order.
     pub fn attach_remote(&self, process: &str, placement: Placement, n: usize, link: Arc<dyn RemoteLink>) -> Vec<usize> {

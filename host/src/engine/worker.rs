@@ -238,6 +238,10 @@ impl Worker {
                 self.account_job();
                 let _ = reply.send(());
             }
+            Job::PushStaged { name, .. } => {
+                // Only a remote link takes these; dropping the reply fails the push.
+                tracing::error!(engine = self.id, name, "a staged push reached an in-process engine");
+            }
             Job::Pull { names, reply } => {
                 let ns = &self.store.data().namespace;
                 let values = names.iter().map(|n| ns.get(n).cloned().ok_or_else(|| n.clone())).collect::<Result<Vec<_>, _>>();

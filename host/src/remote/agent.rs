@@ -26,9 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::protocol::{ComponentRef, FromEngine, ToEngine, PROTOCOL};
-use crate::engine::{hostname, Arg, CallBatch, CallSpec, EnginePool, Job, NsValue, TaskControl};
-use crate::runtime::{Limits, LoadedComponent, Runtime};
+use super::protocol::{BatchAnswer, ComponentRef, FromEngine, ToEngine, PROTOCOL};
+use crate::engine::{hostname, Arg, BalancedWork, CallSpec, EnginePool, Job, NsValue, TaskControl};
+use crate::runtime::{ExportedFunction, Limits, LoadedComponent, Runtime};
 use crate::value::{json_to_val, wit_name_matches};
 use crate::{Error, Result};
 
@@ -348,7 +348,7 @@ impl Dispatch {
 
     async fn dispatch(self: &Arc<Self>, msg: ToEngine) {
         match msg {
-            ToEngine::Call { req, engine, task, component, function, encoding, timeout_ms, calls } => {
+            ToEngine::Call { req, engine, task, component, function, encoding, timeout_ms, batches } => {
                 let loaded = match self.component(&component).await {
                     Ok(c) => c,
                     Err(message) => {
@@ -360,50 +360,48 @@ impl Dispatch {
                     let _ = self.out.send(FromEngine::Failed { req, message: format!("{}: no function {function}", component.name) });
                     return;
                 };
-                let f = &loaded.functions[index];
-                let mut args = Vec::with_capacity(calls.len());
-                for call in calls {
-                    let mut converted = Vec::with_capacity(call.len());
-                    for (v, (pname, ty)) in call.iter().zip(&f.params) {
-                        let by_ref = v.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("$ref")).and_then(Json::as_str);
-                        converted.push(match by_ref {
-                            Some(name) => Arg::Ref(name.to_string()),
-                            None => match json_to_val(ty, v, pname) {
-                                Ok(val) => Arg::Val(val),
-                                Err(e) => {
-                                    let _ = self.out.send(FromEngine::Failed { req, message: e.to_string() });
-                                    return;
-                                }
-                            },
-                        });
+                let batches = match convert_batches(&loaded.functions[index], batches) {
+                    Ok(b) => b,
+                    Err(message) => {
+                        let _ = self.out.send(FromEngine::Failed { req, message });
+                        return;
                     }
-                    args.push(converted);
-                }
+                };
+                let n = batches.len();
                 let control = self.control(task);
                 let spec =
                     CallSpec { component: loaded.clone(), function: index, encoding, timeout: Duration::from_millis(timeout_ms), control };
-                let (reply, rx) = oneshot::channel();
-                if let Err(e) = self.pool.send(engine, Job::Call { batch: CallBatch { spec, calls: args }, reply }) {
+                // The group runs as balanced work only this engine holds: the
+                // engine answers each batch as it finishes, and drops the work
+                // (closing `rx`) when none is left or it crashed.
+                let (sink, mut rx) = mpsc::unbounded_channel();
+                let work = Arc::new(BalancedWork::new(spec, batches, sink, 0));
+                if let Err(e) = self.pool.send(engine, Job::Balanced(work)) {
                     self.finished(task);
                     let _ = self.out.send(FromEngine::Failed { req, message: e.to_string() });
                     return;
                 }
                 let me = self.clone();
                 tokio::spawn(async move {
-                    let msg = match rx.await {
-                        Ok(o) => FromEngine::Outcome { req, results: o.results, output: o.output },
-                        Err(_) => FromEngine::Failed { req, message: format!("engine {engine} of this process crashed; it was restarted") },
-                    };
+                    let mut slots: Vec<Option<BatchAnswer>> = (0..n).map(|_| None).collect();
+                    let mut got = 0;
+                    while got < n {
+                        let Some(o) = rx.recv().await else { break };
+                        if let Some(slot) = slots.get_mut(o.batch) {
+                            got += usize::from(slot.is_none());
+                            *slot = Some(BatchAnswer { results: o.results, output: o.output });
+                        }
+                    }
+                    // Answers up to the first batch that never ran (a crash).
+                    let outcomes: Vec<BatchAnswer> = slots.into_iter().map_while(|s| s).collect();
                     // The last progress of the task goes before its answer.
                     me.report();
                     me.finished(task);
-                    let _ = me.out.send(msg);
+                    let _ = me.out.send(FromEngine::Outcome { req, outcomes });
                 });
             }
             ToEngine::Push { req, engine, values } => {
-                let parsed: std::result::Result<Vec<(String, NsValue)>, String> =
-                    values.into_iter().map(|(n, v)| NsValue::from_json(&v).map(|v| (n, v))).collect();
-                let values = match parsed {
+                let values = match self.push_values(values).await {
                     Ok(v) => v,
                     Err(message) => {
                         let _ = self.out.send(FromEngine::Failed { req, message });
@@ -444,6 +442,53 @@ impl Dispatch {
         }
     }
 
+    /// A push's values: inline ones parsed, staged ones fetched.
+    async fn push_values(&self, values: Vec<(String, Json)>) -> std::result::Result<Vec<(String, NsValue)>, String> {
+        let mut out = Vec::with_capacity(values.len());
+        for (name, v) in values {
+            let staged = v.as_object().and_then(|o| o.get("$staged")).and_then(Json::as_str).map(str::to_string);
+            let value = match staged {
+                Some(id) => self.fetch_staged(&id, &v).await.map_err(|e| format!("push of `{name}`: {e}"))?,
+                None => NsValue::from_json(&v)?,
+            };
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    /// A staged value's bytes, streamed straight into the buffer that
+    /// becomes the value (one copy from the socket's chunks).
+    async fn fetch_staged(&self, id: &str, header: &Json) -> std::result::Result<NsValue, String> {
+        let kind = header.get("kind").and_then(Json::as_str).unwrap_or("");
+        let shape: Vec<usize> = header
+            .get("shape")
+            .and_then(Json::as_array)
+            .map(|s| s.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
+            .unwrap_or_default();
+        let items = shape.iter().product::<usize>();
+        let url = format!("{}/v1/staged/{id}", self.url.trim_end_matches('/'));
+        let mut resp = self.http.get(&url).bearer_auth(&self.token).send().await.map_err(|e| format!("cannot fetch it: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("cannot fetch it: HTTP {}", resp.status()));
+        }
+        let item = if kind == "bytes" { 1 } else { 8 };
+        let want = items.checked_mul(item).ok_or("its shape is too large")?;
+        let mut bytes = StagedBuf::new(kind, items)?;
+        let mut at = 0;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("cannot fetch it: {e}"))? {
+            let end = at + chunk.len();
+            if end > want {
+                return Err(format!("the controller sent more than the {want} bytes of its shape"));
+            }
+            bytes.as_bytes_mut()[at..end].copy_from_slice(&chunk);
+            at = end;
+        }
+        if at != want {
+            return Err(format!("the controller sent {at} of its {want} bytes"));
+        }
+        Ok(bytes.into_value(kind, shape))
+    }
+
     /// Send `job` to a local engine and its answer back as `answer(..)`.
     fn forward<T: Send + 'static>(
         &self,
@@ -465,6 +510,87 @@ impl Dispatch {
             };
             let _ = out.send(msg);
         });
+    }
+}
+
+/// Every call of a group's batches from JSON to values (`$ref`s stay names).
+fn convert_batches(f: &ExportedFunction, batches: Vec<Vec<Vec<Json>>>) -> std::result::Result<Vec<Vec<Vec<Arg>>>, String> {
+    let mut out = Vec::with_capacity(batches.len());
+    for calls in batches {
+        let mut args = Vec::with_capacity(calls.len());
+        for call in calls {
+            let mut converted = Vec::with_capacity(call.len());
+            for (v, (pname, ty)) in call.iter().zip(&f.params) {
+                let by_ref = v.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("$ref")).and_then(Json::as_str);
+                converted.push(match by_ref {
+                    Some(name) => Arg::Ref(name.to_string()),
+                    None => Arg::Val(json_to_val(ty, v, pname).map_err(|e| e.to_string())?),
+                });
+            }
+            args.push(converted);
+        }
+        out.push(args);
+    }
+    Ok(out)
+}
+
+/// The buffer a staged value is fetched into: its final numbers.
+enum StagedBuf {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Bytes(Vec<u8>),
+}
+
+impl StagedBuf {
+    fn new(kind: &str, items: usize) -> std::result::Result<StagedBuf, String> {
+        Ok(match kind {
+            "float-list" | "float-array" => StagedBuf::F64(vec![0.0; items]),
+            "int-list" | "int-array" => StagedBuf::I64(vec![0; items]),
+            "bytes" => StagedBuf::Bytes(vec![0; items]),
+            other => return Err(format!("a staged value of kind {other:?} is not known here")),
+        })
+    }
+
+    /// The buffer's memory, to be filled with the little-endian items.
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        fn bytes_of<T: Copy>(v: &mut [T]) -> &mut [u8] {
+            // SAFETY: `T` is f64 or i64, plain numbers without padding for
+            // which every bit pattern is valid; u8 has no alignment.
+            unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        }
+        match self {
+            StagedBuf::F64(v) => bytes_of(v),
+            StagedBuf::I64(v) => bytes_of(v),
+            StagedBuf::Bytes(v) => v,
+        }
+    }
+
+    /// The value, its items read as little-endian (a no-op on such hosts).
+    fn into_value(self, kind: &str, shape: Vec<usize>) -> NsValue {
+        let list = kind.ends_with("-list");
+        match self {
+            StagedBuf::F64(mut v) => {
+                if cfg!(target_endian = "big") {
+                    v.iter_mut().for_each(|x| *x = f64::from_bits(u64::from_le(x.to_bits())));
+                }
+                if list {
+                    NsValue::FloatList(Arc::new(v))
+                } else {
+                    NsValue::FloatArray { shape, data: Arc::new(v) }
+                }
+            }
+            StagedBuf::I64(mut v) => {
+                if cfg!(target_endian = "big") {
+                    v.iter_mut().for_each(|x| *x = i64::from_le(*x));
+                }
+                if list {
+                    NsValue::IntList(Arc::new(v))
+                } else {
+                    NsValue::IntArray { shape, data: Arc::new(v) }
+                }
+            }
+            StagedBuf::Bytes(v) => NsValue::Bytes(Arc::new(v)),
+        }
     }
 }
 

@@ -8,8 +8,13 @@
 //!   ever (direct calls see their sender dropped: `EngineLost`; balanced
 //!   batches go back to their task's queue while retries remain).
 //! - A balanced task on a remote engine is pulled by one proxy task per
-//!   engine, which keeps a window of batches in flight so the network's
-//!   round trip overlaps the engine's work.
+//!   engine, which keeps a window of `Call`s in flight so the network's
+//!   round trip overlaps the engine's work, each carrying a group of
+//!   batches sized so that a group takes about [`GROUP_TIME`] (one batch
+//!   when batches are slow, up to [`GROUP_MAX`] tiny ones).
+//! - Large pushed values are staged (`super::staging`) for the process to
+//!   fetch; their ids leave the shelf when the push is answered or the link
+//!   closes.
 //! - The link is closed when the socket closes (a killed process: at once)
 //!   or when the process is silent for `silence` (a stopped process or a cut
 //!   network: no pong to the heartbeat).
@@ -23,33 +28,37 @@ use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::protocol::{ComponentRef, FromEngine, ToEngine};
+use super::protocol::{BatchAnswer, ComponentRef, FromEngine, ToEngine};
+use super::staging::{Staging, STAGE_MIN};
 use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, EngineInfo, EnginePool, Job, NsValue, RemoteLink, TaskControl};
 use crate::value::{array_to_val, val_to_json, Encoding};
 use crate::wire::{EngineFailure, EngineOutput, FailureCause};
 
 /// Calls a balanced proxy keeps in flight on one remote engine.
-const WINDOW_CALLS: usize = 4096;
-/// Batches in flight while batches are slow: enough to hide the round trip,
-/// few enough that a slow batch does not hold work other engines could run.
+const WINDOW_CALLS: usize = 8192;
+/// `Call`s in flight while batches are slow (one batch each): enough to
+/// hide the round trip, few enough that a slow batch does not hold work
+/// other engines could run.
 const WINDOW_SLOW: usize = 2;
-/// Batches in flight while they come back fast (tiny tasks): the round trip
-/// would otherwise dominate.
-const WINDOW_FAST: usize = 64;
-/// A batch answered within this (on average) counts as fast.
-const FAST_BATCH: Duration = Duration::from_millis(2);
+/// `Call`s in flight while batches are grouped (they are fast).
+const WINDOW_FAST: usize = 3;
+/// The engine time one group of batches should take.
+pub const GROUP_TIME: Duration = Duration::from_millis(2);
+/// Most batches in one `Call`.
+pub const GROUP_MAX: usize = 256;
 
 enum Pending {
-    Call { reply: CallReply, index: usize, calls: usize, task: u64, function: String },
-    Push(oneshot::Sender<()>),
+    Call { reply: CallReply, index: usize, calls: usize, batches: usize, task: u64, function: String },
+    Push { reply: oneshot::Sender<()>, staged: Vec<String> },
     Pull(oneshot::Sender<Result<Vec<NsValue>, String>>),
     Install { reply: oneshot::Sender<Result<Vec<String>, String>>, index: usize, name: String },
 }
 
 enum CallReply {
     Direct(oneshot::Sender<BatchOutcome>),
-    /// A balanced proxy: (req, outcome or `None` when the link closed).
-    Proxy(mpsc::UnboundedSender<(u64, Option<BatchOutcome>)>),
+    /// A balanced proxy: (req, one outcome per batch of the group, or `None`
+    /// when the link closed).
+    Proxy(mpsc::UnboundedSender<(u64, Option<Vec<BatchOutcome>>)>),
 }
 
 /// The tasks with calls in flight on this link, by their wire id.
@@ -70,11 +79,15 @@ pub struct EngineLink {
     closed: AtomicBool,
     /// This link's engines, by the process's index.
     infos: Mutex<Vec<Arc<EngineInfo>>>,
-    pub last_heard: Mutex<Instant>,
+    /// When the process was last heard from, as milliseconds since `born`
+    /// (set on every message without a lock).
+    heard_ms: AtomicU64,
+    born: Instant,
+    staging: Arc<Staging>,
 }
 
 impl EngineLink {
-    pub fn new(process: String, out: mpsc::UnboundedSender<ToEngine>) -> Arc<EngineLink> {
+    pub fn new(process: String, out: mpsc::UnboundedSender<ToEngine>, staging: Arc<Staging>) -> Arc<EngineLink> {
         Arc::new(EngineLink {
             process,
             out,
@@ -84,8 +97,23 @@ impl EngineLink {
             next: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             infos: Mutex::default(),
-            last_heard: Mutex::new(Instant::now()),
+            heard_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            staging,
         })
+    }
+
+    /// How long the process has been silent.
+    pub fn quiet(&self) -> Duration {
+        self.born.elapsed().saturating_sub(Duration::from_millis(self.heard_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Show the link's last word as each of its engines' heartbeat.
+    fn mark_heard(&self) {
+        let at = Instant::now().checked_sub(self.quiet());
+        for info in self.infos.lock().iter() {
+            *info.last_heard.lock() = at;
+        }
     }
 
     pub fn set_engines(&self, infos: Vec<Arc<EngineInfo>>) {
@@ -142,31 +170,38 @@ impl EngineLink {
         }
     }
 
-    /// Send one batch of calls; its answer goes to `reply`.
-    fn send_call(&self, index: usize, spec: &CallSpec, calls: &[Vec<Arg>], reply: CallReply) -> Result<u64, String> {
+    /// Send a group of batches in one `Call`; its answer goes to `reply`.
+    fn send_call(&self, index: usize, spec: &CallSpec, batches: &[&[Vec<Arg>]], reply: CallReply) -> Result<u64, String> {
         let f = spec.component.functions.get(spec.function).ok_or("no such function")?;
-        let mut wire_calls = Vec::with_capacity(calls.len());
-        for call in calls {
-            let mut args = Vec::with_capacity(call.len());
-            for (arg, (pname, ty)) in call.iter().zip(&f.params) {
-                args.push(match arg {
-                    Arg::Val(v) => val_to_json(ty, v, Encoding::Json),
-                    Arg::Ref(name) => json!({"$ref": name}),
-                    Arg::Row(array, row) => {
-                        let stride: usize = array.shape[1..].iter().product();
-                        let mut offset = row * stride;
-                        let v = array_to_val(ty, array, &array.shape[1..], &mut offset, pname).map_err(|e| e.to_string())?;
-                        val_to_json(ty, &v, Encoding::Json)
-                    }
-                });
+        let mut wire_batches = Vec::with_capacity(batches.len());
+        let mut total = 0;
+        for calls in batches {
+            total += calls.len();
+            let mut wire_calls = Vec::with_capacity(calls.len());
+            for call in calls.iter() {
+                let mut args = Vec::with_capacity(call.len());
+                for (arg, (pname, ty)) in call.iter().zip(&f.params) {
+                    // Numeric lists as base64 array forms: exact, and far
+                    // cheaper to write and parse than decimal numbers.
+                    args.push(match arg {
+                        Arg::Val(v) => val_to_json(ty, v, Encoding::Array),
+                        Arg::Ref(name) => json!({"$ref": name}),
+                        Arg::Row(array, row) => {
+                            let stride: usize = array.shape[1..].iter().product();
+                            let mut offset = row * stride;
+                            let v = array_to_val(ty, array, &array.shape[1..], &mut offset, pname).map_err(|e| e.to_string())?;
+                            val_to_json(ty, &v, Encoding::Array)
+                        }
+                    });
+                }
+                wire_calls.push(args);
             }
-            wire_calls.push(args);
+            wire_batches.push(wire_calls);
         }
         let req = self.req();
-        let task = self.task_id(&spec.control, calls.len());
-        self.pending
-            .lock()
-            .insert(req, Pending::Call { reply, index, calls: calls.len(), task, function: format!("{}/{}", spec.component.name, f.name) });
+        let task = self.task_id(&spec.control, total);
+        let function = format!("{}/{}", spec.component.name, f.name);
+        self.pending.lock().insert(req, Pending::Call { reply, index, calls: total, batches: batches.len(), task, function });
         let msg = ToEngine::Call {
             req,
             engine: index,
@@ -175,11 +210,11 @@ impl EngineLink {
             function: f.name.clone(),
             encoding: spec.encoding,
             timeout_ms: spec.timeout.as_millis().min(u64::MAX as u128) as u64,
-            calls: wire_calls,
+            batches: wire_batches,
         };
         if self.out.send(msg).is_err() {
             self.pending.lock().remove(&req);
-            self.task_done(task, calls.len());
+            self.task_done(task, total);
             return Err("the link is closed".into());
         }
         Ok(req)
@@ -187,10 +222,7 @@ impl EngineLink {
 
     /// One message from the process.
     pub fn receive(&self, msg: FromEngine) {
-        *self.last_heard.lock() = Instant::now();
-        for info in self.infos.lock().iter() {
-            *info.last_heard.lock() = Some(Instant::now());
-        }
+        self.heard_ms.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
         match msg {
             FromEngine::Hello { .. } | FromEngine::Pong { .. } => {}
             FromEngine::Started { task } => {
@@ -203,7 +235,7 @@ impl EngineLink {
                     e.control.done.fetch_add(done, Ordering::Relaxed);
                 }
             }
-            FromEngine::Outcome { req, results, output } => self.answer_call(req, results, output),
+            FromEngine::Outcome { req, outcomes } => self.answer_call(req, outcomes, None),
             FromEngine::Failed { req, message } => {
                 let call = match self.pending.lock().get(&req) {
                     Some(Pending::Call { index, function, .. }) => Some((self.info(*index).map_or(0, |i| i.id), function.clone())),
@@ -212,17 +244,20 @@ impl EngineLink {
                 match call {
                     Some((engine, function)) => {
                         let failure = EngineFailure { engine, function, message, trace: String::new(), cause: FailureCause::Dependency };
-                        self.answer_call(req, Err(failure), EngineOutput::default());
+                        self.answer_call(req, Vec::new(), Some(failure));
                     }
                     None => {
                         tracing::warn!(process = self.process, req, "job failed on the engine process: {message}");
                         // Dropping the reply channel fails the request.
-                        self.pending.lock().remove(&req);
+                        if let Some(Pending::Push { staged, .. }) = self.pending.lock().remove(&req) {
+                            self.unstage(&staged);
+                        }
                     }
                 }
             }
             FromEngine::Pushed { req } => {
-                if let Some(Pending::Push(reply)) = self.pending.lock().remove(&req) {
+                if let Some(Pending::Push { reply, staged }) = self.pending.lock().remove(&req) {
+                    self.unstage(&staged);
                     let _ = reply.send(());
                 }
             }
@@ -252,25 +287,52 @@ impl EngineLink {
         }
     }
 
-    fn answer_call(&self, req: u64, results: Result<Vec<Json>, EngineFailure>, mut output: EngineOutput) {
-        let Some(Pending::Call { reply, index, calls, task, .. }) = self.pending.lock().remove(&req) else { return };
+    /// The answer of a `Call`: an outcome per batch. Batches without one
+    /// fail with `failure` (the whole group could not run) or as crashed.
+    fn answer_call(&self, req: u64, answers: Vec<BatchAnswer>, failure: Option<EngineFailure>) {
+        let Some(Pending::Call { reply, index, calls, batches, task, function }) = self.pending.lock().remove(&req) else { return };
         self.task_done(task, calls);
         let Some(info) = self.info(index) else { return };
-        output.engine = info.id;
-        let results = results.map_err(|mut f| {
-            f.engine = info.id;
-            f
+        let engine = info.id;
+        let mut outcomes: Vec<BatchOutcome> = answers
+            .into_iter()
+            .take(batches)
+            .map(|BatchAnswer { results, mut output }| {
+                output.engine = engine;
+                let results = results.map_err(|mut f| {
+                    f.engine = engine;
+                    f
+                });
+                BatchOutcome { engine, batch: 0, results, output }
+            })
+            .collect();
+        let failure = failure.unwrap_or_else(|| EngineFailure {
+            engine,
+            function,
+            message: format!("engine {engine} crashed before it ran this batch; it was restarted"),
+            trace: String::new(),
+            cause: FailureCause::Engine,
         });
-        let outcome = BatchOutcome { engine: info.id, batch: 0, results, output };
+        while outcomes.len() < batches {
+            outcomes.push(BatchOutcome { engine, batch: 0, results: Err(failure.clone()), output: EngineOutput::default() });
+        }
         match reply {
             CallReply::Direct(tx) => {
                 info.queued.fetch_sub(1, Ordering::Relaxed);
                 info.completed.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(outcome);
+                if let Some(o) = outcomes.into_iter().next() {
+                    let _ = tx.send(o);
+                }
             }
             CallReply::Proxy(tx) => {
-                let _ = tx.send((req, Some(outcome)));
+                let _ = tx.send((req, Some(outcomes)));
             }
+        }
+    }
+
+    fn unstage(&self, ids: &[String]) {
+        for id in ids {
+            self.staging.remove(id);
         }
     }
 
@@ -285,8 +347,12 @@ impl EngineLink {
         let pending: Vec<(u64, Pending)> = self.pending.lock().drain().collect();
         for (req, p) in pending {
             // Direct replies and namespace jobs: dropping the sender fails them.
-            if let Pending::Call { reply: CallReply::Proxy(tx), .. } = p {
-                let _ = tx.send((req, None));
+            match p {
+                Pending::Call { reply: CallReply::Proxy(tx), .. } => {
+                    let _ = tx.send((req, None));
+                }
+                Pending::Push { staged, .. } => self.unstage(&staged),
+                _ => {}
             }
         }
         self.tasks.lock().clear();
@@ -301,7 +367,7 @@ impl RemoteLink for Arc<EngineLink> {
         }
         match job {
             Job::Call { batch, reply } => {
-                let sent = self.send_call(index, &batch.spec, &batch.calls, CallReply::Direct(reply));
+                let sent = self.send_call(index, &batch.spec, &[&batch.calls], CallReply::Direct(reply));
                 if let Err(e) = sent {
                     tracing::warn!(engine = id, "cannot send a call: {e}");
                 }
@@ -314,9 +380,19 @@ impl RemoteLink for Arc<EngineLink> {
             }
             Job::Push { values, reply } => {
                 let req = self.req();
-                self.pending.lock().insert(req, Pending::Push(reply));
-                let values = values.into_iter().map(|(n, v)| (n, v.to_json(Encoding::Array))).collect();
+                let mut staged = Vec::new();
+                let values = values.into_iter().map(|(n, v)| (n, self.wire_value(&v, &mut staged))).collect();
+                self.pending.lock().insert(req, Pending::Push { reply, staged });
                 let _ = self.out.send(ToEngine::Push { req, engine: index, values });
+                self.count_done(index);
+                Ok(())
+            }
+            Job::PushStaged { name, staged, reply } => {
+                // The scheduler owns the staged entry and removes it.
+                let req = self.req();
+                self.pending.lock().insert(req, Pending::Push { reply, staged: Vec::new() });
+                let header = json!({"$staged": staged.id, "kind": staged.kind, "dtype": staged.dtype.name(), "shape": staged.shape});
+                let _ = self.out.send(ToEngine::Push { req, engine: index, values: vec![(name, header)] });
                 self.count_done(index);
                 Ok(())
             }
@@ -346,6 +422,19 @@ impl RemoteLink for Arc<EngineLink> {
 }
 
 impl EngineLink {
+    /// A pushed value as the message carries it: large numeric data staged
+    /// for the process to fetch (its id added to `staged`), the rest inline.
+    fn wire_value(&self, v: &NsValue, staged: &mut Vec<String>) -> Json {
+        match v.to_raw() {
+            Some((dtype, shape, bytes)) if bytes.len() >= STAGE_MIN => {
+                let id = self.staging.put(bytes);
+                staged.push(id.clone());
+                json!({"$staged": id, "kind": v.kind(), "dtype": dtype.name(), "shape": shape})
+            }
+            _ => v.to_json(Encoding::Array),
+        }
+    }
+
     /// Namespace jobs are counted as done when sent: the process answers
     /// them in order with its calls, and the counters only pick engines.
     fn count_done(&self, index: usize) {
@@ -357,28 +446,42 @@ impl EngineLink {
 }
 
 /// Pull batches of a balanced task for one remote engine, keeping a window
-/// of them in flight; batches of a lost engine go back to the task.
+/// of groups of them in flight; batches of a lost engine go back to the task.
 async fn run_balanced(link: Arc<EngineLink>, index: usize, work: Arc<BalancedWork>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    // req → (batch index, its calls kept for a retry, attempt, sent at).
-    type InFlight = (usize, Vec<Vec<Arg>>, usize, Instant);
+    // req → the group's batches (index, calls kept for a retry, attempt), and when it was sent.
+    type InFlight = (Vec<(usize, Vec<Vec<Arg>>, usize)>, Instant);
     let mut inflight: HashMap<u64, InFlight> = HashMap::new();
     let mut inflight_calls = 0usize;
-    // Average time from sending a batch to its answer (starts as "slow").
-    let mut batch_time = FAST_BATCH * 4;
+    // The engine's time per batch, from answers (starts as "slow").
+    let mut per_batch = GROUP_TIME;
+    let mut last_answer = Instant::now();
     let info = link.info(index);
     let id = info.as_ref().map_or(0, |i| i.id);
     'outer: loop {
-        let window = if batch_time < FAST_BATCH { WINDOW_FAST } else { WINDOW_SLOW };
+        let group = group_size(per_batch);
+        let window = if group > 1 { WINDOW_FAST } else { WINDOW_SLOW };
         while inflight_calls < WINDOW_CALLS && inflight.len() < window && !link.is_closed() {
-            let Some((batch, calls, attempt)) = work.take_attempt() else { break };
-            match link.send_call(index, &work.spec, &calls, CallReply::Proxy(tx.clone())) {
+            let mut taken = Vec::with_capacity(group);
+            let mut calls_taken = 0;
+            while taken.len() < group && calls_taken < WINDOW_CALLS {
+                let Some(b) = work.take_attempt() else { break };
+                calls_taken += b.1.len();
+                taken.push(b);
+            }
+            if taken.is_empty() {
+                break;
+            }
+            let refs: Vec<&[Vec<Arg>]> = taken.iter().map(|(_, calls, _)| calls.as_slice()).collect();
+            match link.send_call(index, &work.spec, &refs, CallReply::Proxy(tx.clone())) {
                 Ok(req) => {
-                    inflight_calls += calls.len();
-                    inflight.insert(req, (batch, calls, attempt, Instant::now()));
+                    inflight_calls += calls_taken;
+                    inflight.insert(req, (taken, Instant::now()));
                 }
                 Err(_) => {
-                    work.requeue(batch, calls, attempt);
+                    for (batch, calls, attempt) in taken {
+                        work.requeue(batch, calls, attempt);
+                    }
                     break;
                 }
             }
@@ -386,32 +489,42 @@ async fn run_balanced(link: Arc<EngineLink>, index: usize, work: Arc<BalancedWor
         if inflight.is_empty() {
             break;
         }
-        let Some((req, outcome)) = rx.recv().await else { break };
-        let Some((batch, calls, attempt, sent)) = inflight.remove(&req) else { continue };
-        inflight_calls -= calls.len();
-        batch_time = (batch_time * 3 + sent.elapsed()) / 4;
-        match outcome {
-            Some(mut o) => {
-                o.batch = batch;
-                if work.sink.send(o).is_err() {
-                    break 'outer;
+        let Some((req, outcomes)) = rx.recv().await else { break };
+        let Some((group, sent)) = inflight.remove(&req) else { continue };
+        inflight_calls -= group.iter().map(|(_, calls, _)| calls.len()).sum::<usize>();
+        // The engine's share of the wait: from when it could start on this
+        // group (sent, or the previous answer if it was busy until then).
+        let now = Instant::now();
+        let service = now.duration_since(sent.max(last_answer));
+        last_answer = now;
+        per_batch = (per_batch * 3 + service / group.len().max(1) as u32) / 4;
+        match outcomes {
+            Some(outcomes) => {
+                for ((batch, _, _), mut o) in group.into_iter().zip(outcomes) {
+                    o.batch = batch;
+                    if work.sink.send(o).is_err() {
+                        break 'outer;
+                    }
                 }
             }
-            None if attempt < work.retries => {
-                tracing::warn!(engine = id, batch, "engine lost: the batch runs again elsewhere");
-                work.requeue(batch, calls, attempt + 1);
-            }
             None => {
-                let f = &work.spec;
-                let function = f.component.functions.get(f.function).map_or("?", |x| x.name.as_str());
-                let failure = EngineFailure {
-                    engine: id,
-                    function: format!("{}/{function}", f.component.name),
-                    message: format!("engine {id} was lost while running batch {batch}, and it had no retries left"),
-                    trace: String::new(),
-                    cause: FailureCause::Lost,
-                };
-                let _ = work.sink.send(BatchOutcome { engine: id, batch, results: Err(failure), output: EngineOutput::default() });
+                for (batch, calls, attempt) in group {
+                    if attempt < work.retries {
+                        tracing::warn!(engine = id, batch, "engine lost: the batch runs again elsewhere");
+                        work.requeue(batch, calls, attempt + 1);
+                        continue;
+                    }
+                    let f = &work.spec;
+                    let function = f.component.functions.get(f.function).map_or("?", |x| x.name.as_str());
+                    let failure = EngineFailure {
+                        engine: id,
+                        function: format!("{}/{function}", f.component.name),
+                        message: format!("engine {id} was lost while running batch {batch}, and it had no retries left"),
+                        trace: String::new(),
+                        cause: FailureCause::Lost,
+                    };
+                    let _ = work.sink.send(BatchOutcome { engine: id, batch, results: Err(failure), output: EngineOutput::default() });
+                }
             }
         }
         if link.is_closed() {
@@ -425,6 +538,12 @@ async fn run_balanced(link: Arc<EngineLink>, index: usize, work: Arc<BalancedWor
             info.completed.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// How many batches to group in one `Call` when each takes `per_batch`.
+fn group_size(per_batch: Duration) -> usize {
+    let per = per_batch.as_nanos().max(1);
+    ((GROUP_TIME.as_nanos() / per) as usize).clamp(1, GROUP_MAX)
 }
 
 /// Every `tick`: forward cancels; ping every `heartbeat`; close the link
@@ -443,7 +562,8 @@ pub async fn watch(link: Arc<EngineLink>, pool: Arc<EnginePool>, heartbeat: Dura
                 link.close(&pool);
             }
         }
-        let quiet = link.last_heard.lock().elapsed();
+        link.mark_heard();
+        let quiet = link.quiet();
         if quiet > silence {
             tracing::warn!(process = link.process, silent_ms = quiet.as_millis() as u64, "engine process silent past the heartbeat limit");
             link.close(&pool);

@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod link;
 pub mod protocol;
+pub mod staging;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::engine::{EnginePool, Placement};
 use link::EngineLink;
 use protocol::{FromEngine, ToEngine, PROTOCOL};
+use staging::Staging;
 
 /// How often the controller pings each engine process.
 pub const HEARTBEAT: Duration = Duration::from_millis(1000);
@@ -36,7 +38,7 @@ pub const HEARTBEAT: Duration = Duration::from_millis(1000);
 pub const SILENCE: Duration = Duration::from_millis(3500);
 
 /// Serve one engine process's connection until it closes.
-pub async fn serve(socket: WebSocket, pool: Arc<EnginePool>) {
+pub async fn serve(socket: WebSocket, pool: Arc<EnginePool>, staging: Arc<Staging>) {
     let (mut sink, mut stream) = socket.split();
     let hello = match tokio::time::timeout(Duration::from_secs(10), next(&mut stream)).await {
         Ok(Some(FromEngine::Hello { protocol, process, host, pid, engines, labels })) => {
@@ -59,7 +61,7 @@ pub async fn serve(socket: WebSocket, pool: Arc<EnginePool>) {
     };
     let (process, placement, engines) = hello;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ToEngine>();
-    let link = EngineLink::new(process.clone(), out_tx);
+    let link = EngineLink::new(process.clone(), out_tx, staging);
     let ids = pool.attach_remote(&process, placement, engines, Arc::new(link.clone()));
     link.set_engines(ids.iter().filter_map(|&id| pool.info(id)).collect());
     if send(&mut sink, &ToEngine::Welcome { ids, heartbeat_ms: HEARTBEAT.as_millis() as u64 }).await.is_err() {

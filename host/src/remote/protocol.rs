@@ -8,10 +8,16 @@
 //! - Every job carries a request number `req` unique on its connection; the
 //!   answer names it. A job whose answer never comes (the link broke) fails
 //!   on the controller as `EngineLost`, never hangs.
-//! - Call arguments travel as JSON of their WIT type (the conversion round
-//!   trips exactly, see `tests/all/props.rs`); namespace values as their
-//!   array form; component bytes never inside messages: the engine process
-//!   fetches them once by digest over HTTP (`GET /v1/blobs/{digest}`).
+//! - Call arguments travel as JSON of their WIT type, numeric lists in the
+//!   base64 array form (the conversion round trips exactly, see
+//!   `tests/all/props.rs`). A `Call` carries a group of batches and is
+//!   answered by one `Outcome` with an entry per batch, so tiny tasks do not
+//!   pay a message each way per batch.
+//! - Large namespace values and component bytes never travel inside
+//!   messages: the engine process fetches them over HTTP, components once by
+//!   digest (`GET /v1/blobs/{digest}`), pushed arrays as raw little-endian
+//!   bytes staged for it (`GET /v1/staged/{id}`, see [`super::staging`]);
+//!   small values go inline as their array form.
 
 use std::collections::BTreeMap;
 
@@ -22,13 +28,20 @@ use crate::value::Encoding;
 use crate::wire::{EngineFailure, EngineOutput};
 
 /// The protocol's version: a process and a controller must agree on it.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Which uploaded component a job is about.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ComponentRef {
     pub name: String,
     pub digest: String,
+}
+
+/// The results of one batch of a `Call`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchAnswer {
+    pub results: Result<Vec<Json>, EngineFailure>,
+    pub output: EngineOutput,
 }
 
 /// Engine process → controller.
@@ -56,11 +69,11 @@ pub enum FromEngine {
         task: u64,
         done: usize,
     },
-    /// The answer of a `Call`.
+    /// The answer of a `Call`: one entry per batch, in order. Fewer entries
+    /// than batches means the engine crashed before the rest ran.
     Outcome {
         req: u64,
-        results: Result<Vec<Json>, EngineFailure>,
-        output: EngineOutput,
+        outcomes: Vec<BatchAnswer>,
     },
     /// The answer of a `Push`.
     Pushed {
@@ -108,9 +121,12 @@ pub enum ToEngine {
         function: String,
         encoding: Encoding,
         timeout_ms: u64,
-        /// One list of arguments per call; `{"$ref": name}` reads a global.
-        calls: Vec<Vec<Json>>,
+        /// Batches of calls, run in order; each call is a list of
+        /// arguments, where `{"$ref": name}` reads a global.
+        batches: Vec<Vec<Vec<Json>>>,
     },
+    /// Values as their array form, or `{"$staged": id, "kind", "dtype",
+    /// "shape"}` for one to fetch from `GET /v1/staged/{id}`.
     Push {
         req: u64,
         engine: usize,

@@ -42,6 +42,8 @@ pub struct Controller {
     pool: Arc<EnginePool>,
     runtime: Arc<Runtime>,
     tasks: task::TaskTable,
+    /// Pushed arrays waiting for engine processes to fetch them.
+    staging: Arc<crate::remote::staging::Staging>,
 }
 
 impl Controller {
@@ -55,7 +57,7 @@ impl Controller {
     pub fn new(pool: Arc<EnginePool>) -> Arc<Controller> {
         let runtime = pool.runtime().clone();
         let tasks = task::TaskTable::new(runtime.limits.tasks_kept, runtime.limits.tasks_min_age, runtime.limits.tasks_kept_bytes);
-        Arc::new(Controller { pool, runtime, tasks })
+        Arc::new(Controller { pool, runtime, tasks, staging: Arc::default() })
     }
 
     fn direct(&self, targets: &Targets, what: &str) -> Result<Vec<usize>> {
@@ -157,7 +159,12 @@ impl Controller {
     /// Serve an engine process's WebSocket (`wasmpar engine --connect`)
     /// until it closes: its engines join the pool while it lasts.
     pub async fn serve_engine_process(&self, socket: axum::extract::ws::WebSocket) {
-        crate::remote::serve(socket, self.pool.clone()).await;
+        crate::remote::serve(socket, self.pool.clone(), self.staging.clone()).await;
+    }
+
+    /// A pushed array staged for an engine process: whole, or still arriving.
+    pub fn staged(&self, id: &str) -> Result<crate::remote::staging::Staged> {
+        self.staging.get(id).ok_or_else(|| Error::not_found("staged value", cut(id)))
     }
 
     /// The uploaded bytes with this digest (what engine processes fetch).

@@ -7,7 +7,8 @@ use tokio::sync::oneshot;
 use super::partition;
 use super::targets::Targets;
 use super::Controller;
-use crate::engine::{Job, NsValue};
+use crate::engine::{Job, NsValue, StagedRef};
+use crate::remote::staging::{Growing, Staging};
 use std::sync::Arc;
 
 pub use crate::error::cut;
@@ -56,6 +57,54 @@ impl Controller {
         let ids = self.direct(targets, "push")?;
         self.each_engine(&ids, |_, reply| Job::Push { values: vec![(name.to_string(), value.clone())], reply }).await?;
         Ok(ids)
+    }
+
+    /// Begin a raw float64 push of `len` bytes whose body is still to be
+    /// read: remote engines among `targets` are told now and fetch the bytes
+    /// as they arrive ([`StreamedPush::append`]), so the client's upload and
+    /// the engines' downloads overlap. `None` when no target is remote (the
+    /// plain path is as fast then). `shape` must already hold `len / 8` items.
+    pub fn begin_streamed_push(&self, targets: &Targets, name: &str, shape: Vec<usize>, len: usize) -> Result<Option<StreamedPush>> {
+        check_global_name(name)?;
+        let ids = self.direct(targets, "push")?;
+        let (remote, local): (Vec<usize>, Vec<usize>) = ids.iter().partition(|&&id| self.pool.is_remote(id));
+        if remote.is_empty() {
+            return Ok(None);
+        }
+        let (id, growing) = self.staging.put_stream(len);
+        let kind = if shape.len() == 1 { "float-list" } else { "float-array" };
+        let staged = StagedRef { id: id.clone(), kind, dtype: Dtype::F64, shape };
+        let mut push = StreamedPush { name: name.to_string(), ids, local, replies: Vec::new(), id, growing, staging: self.staging.clone() };
+        for engine in remote {
+            let (reply, rx) = oneshot::channel();
+            // On an error `push` is dropped: the entry fails and is removed.
+            self.pool.send(engine, Job::PushStaged { name: name.to_string(), staged: staged.clone(), reply })?;
+            push.replies.push((engine, rx));
+        }
+        Ok(Some(push))
+    }
+
+    /// The body of a streamed push was read whole (into `value`, when
+    /// [`StreamedPush::has_local`]): the local engines get it, and the push
+    /// is answered once every engine has it.
+    pub async fn finish_streamed_push(&self, mut push: StreamedPush, value: Option<NsValue>) -> Result<Vec<usize>> {
+        push.growing.complete();
+        let mut outcome = match (&value, push.local.is_empty()) {
+            (_, true) => Ok(()),
+            (Some(value), false) => self
+                .each_engine(&push.local, |_, reply| Job::Push { values: vec![(push.name.clone(), value.clone())], reply })
+                .await
+                .map(|_| ()),
+            (None, false) => Err(Error::Internal("a streamed push to in-process engines came without its value".into())),
+        };
+        for (engine, rx) in std::mem::take(&mut push.replies) {
+            if rx.await.is_err() && outcome.is_ok() {
+                outcome = Err(Error::EngineGone(format!(
+                    "engine {engine} could not take the pushed value (its process failed to fetch it, or was lost)"
+                )));
+            }
+        }
+        outcome.map(|()| push.ids.clone())
     }
 
     /// The value a raw-bytes push stands for: `data` holds `shape`'s items of
@@ -206,4 +255,38 @@ pub(super) fn check_global_name(name: &str) -> Result<()> {
 pub enum RawData {
     F64(Vec<f64>),
     Bytes(bytes::Bytes),
+}
+
+/// A raw push under way to remote engines (see
+/// [`Controller::begin_streamed_push`]). Dropped before it finished (the
+/// client's body broke, or was refused), its staged bytes fail and go: the
+/// engine processes drop what they fetched and keep their namespaces.
+pub struct StreamedPush {
+    name: String,
+    ids: Vec<usize>,
+    local: Vec<usize>,
+    replies: Vec<(usize, oneshot::Receiver<()>)>,
+    id: String,
+    growing: Arc<Growing>,
+    staging: Arc<Staging>,
+}
+
+impl StreamedPush {
+    /// Whether in-process engines are among the targets (they need the
+    /// value itself, not only its bytes).
+    pub fn has_local(&self) -> bool {
+        !self.local.is_empty()
+    }
+
+    /// More of the body arrived.
+    pub fn append(&self, chunk: bytes::Bytes) {
+        self.growing.append(chunk);
+    }
+}
+
+impl Drop for StreamedPush {
+    fn drop(&mut self) {
+        self.growing.fail("the push was abandoned before its body was read whole");
+        self.staging.remove(&self.id);
+    }
 }

@@ -31,6 +31,10 @@ impl TaskError {
     /// The error of a task whose engines reported `failures`.
     pub fn from_failures(mut failures: Vec<EngineFailure>, cancelled_by_user: bool) -> TaskError {
         failures.sort_by_key(|f| f.engine);
+        // A group of batches that could not run at all (a remote engine
+        // without the component) fails each batch the same way: once is enough.
+        let mut seen = std::collections::HashSet::new();
+        failures.retain(|f| seen.insert((f.engine, f.function.clone(), f.message.clone(), f.trace.clone())));
         let all = |c: FailureCause| failures.iter().all(|f| f.cause == c);
         let kind = if cancelled_by_user {
             TaskErrorKind::Cancelled
