@@ -11,7 +11,8 @@ compile cache under a temporary directory), uploads the runner as component
 server. Exits non-zero on the first failed check.
 
 A cell's Python exception is that engine's RemoteError/CompositeError entry
-(`cause: "error"`, the traceback as `trace`); `Out` values are the result.
+(`cause: "error"`, the traceback as `trace`); `Out` values are the result,
+or, when another engine failed, in `error.results`.
 
 Only the standard library: it runs with any python3.
 """
@@ -136,6 +137,11 @@ def outcome(task):
         else:
             text = "\n".join(x for x in (e.get("trace"), e.get("message")) if x)
             out[e["engine"]] = ("failed", kind, text)
+    # The engines that finished when others failed (error.results).
+    for r in err.get("results") or []:
+        if r.get("engine") in out:
+            raise Failed(f"engine {r.get('engine')} both failed and finished: {err!r}")
+        out[r["engine"]] = ("ok", r.get("result"))
     if task.get("status") == "failed" and not out:
         for e in engines:
             out[e] = ("failed", err.get("kind"), err.get("message"))
@@ -259,10 +265,18 @@ def checks(srv, seed):
     check(outcome(t)[e0] == ("ok", "('list', 6, 'list', 2.5)"), "and read back next cell as JSON would give",
           outcome(t))
     status, body = srv.pull(["st"], targets="0")
-    check(status == 404, "a set is Python-only", (status, body))
+    check(status == 404 and "`st` on engine 0 is a Python-only object of type `set`" in body["error"]["message"],
+          "a set is Python-only: the pull's 404 names its type", (status, body))
     status, body = srv.pull(["big"], targets="0")
-    check(status == 404, "an int beyond 64 bits is Python-only (pull: 404)", (status, body))
+    check(status == 404 and "type `int (beyond 64 bits)`" in body["error"]["message"],
+          "an int beyond 64 bits is Python-only (pull: 404 naming it)", (status, body))
     HOST_NOTES.append(f"pull of a Python-only global answers {status}: {json.dumps(body)}")
+    status, body = srv.request("GET", "/v1/gather?name=st")
+    check(status == 404 and "`st` on engine 0 is a Python-only object of type `set`" in body["error"]["message"],
+          "gather of a Python-only global names its type", (status, body))
+    status, body = srv.pull(["nothing_here"], targets="0")
+    check(status == 404 and body["error"]["message"] == "name `nothing_here` not found on engine 0",
+          "a name that is nowhere: the plain 404", (status, body))
     srv.push({"rank": 0}, targets="0")
     srv.push({"rank": 1}, targets="1")
     t = srv.cell("rank * 10 + 1")
@@ -290,6 +304,9 @@ def checks(srv, seed):
     objs = body["values"][0]["__python__"]["objects"] if status == 200 else None
     check(objs is not None and objs.get("p") == "P" and objs.get("h") == "type" and objs.get("f") == "function"
           and objs.get("math") == "module", "__python__ names Python-only globals and their types", objs)
+    status, body = srv.pull(["f"], targets="0")
+    check(status == 404 and "`f` on engine 0 is a Python-only object of type `function`; it stays inside the "
+          "Python runner" in body["error"]["message"], "pull of a function: 404 naming its type", (status, body))
 
     if seed:
         print("other components")
@@ -307,6 +324,14 @@ def checks(srv, seed):
         status, t = srv.request("POST", "/v1/tasks", {"op": "apply", "component": "seed", "function": "fail",
                                                       "args": ["on purpose"], "targets": "1", "block": True})
         check(t.get("status") == "failed", "seed/fail traps on engine 1", t.get("status"))
+        msg = t["error"]["errors"][0]["message"]
+        check("the Python interpreter on engine 1 was restarted" in msg and "tool (function)" in msg
+              and "namespace values are kept" in msg, "the trap's own error says the interpreter's state was lost", msg)
+        status, t = srv.request("POST", "/v1/tasks", {"op": "apply", "component": "seed", "function": "identity",
+                                                      "args": [{"$ref": "f"}], "targets": "0", "block": True})
+        msg = ((t.get("error") or {}).get("errors") or [{}])[0].get("message", "")
+        check("global `f` on engine 0 is a Python-only object of type `function`" in msg,
+              "a $ref of a Python-only global names its type", t.get("error"))
         t = srv.cell("rank", targets="1")
         err = stdout_of(t, e1)[1]
         check(outcome(t)[e1] == ("ok", "1") and "Python-only state was lost" in err and "another task" in err
@@ -316,12 +341,18 @@ def checks(srv, seed):
     print("errors")
     t = srv.cell("def boom(v):\n    return 1 / v\nr = boom(rank)")
     o = outcome(t)
-    check(t["status"] == "failed" and t["error"]["kind"] == "RemoteError" and e1 not in o, "engine 1 finished", t)
+    check(t["status"] == "failed" and t["error"]["kind"] == "RemoteError" and o.get(e1) == ("ok", None)
+          and t["error"].get("results") == [{"engine": 1, "result": None}],
+          "engine 1 finished: its outcome is in error.results", t)
     check(o.get(e0, ("",))[0] == "err" and "ZeroDivisionError: division by zero" in o[e0][1]
           and 'File "<cell' in o[e0][1] and "return 1 / v" in o[e0][1] and "app.py" not in o[e0][1],
           "a cell raising on one engine: its Python traceback, runner frames cut", o.get(e0))
     HOST_NOTES.append(f"a cell raising on one engine: task status {t['status']!r}, error {json.dumps(t.get('error'))}, "
                       f"result {json.dumps(t.get('result'))[:160]}")
+    t = srv.cell("print('rank', rank)\n1 / rank")
+    o = outcome(t)
+    check(o.get(e1) == ("ok", "1.0") and stdout_of(t, e1)[0] == "rank 1\n" and stdout_of(t, e0)[0] == "rank 0\n"
+          and o.get(e0, ("",))[0] == "err", "the other engine's Out and stdout come with the error", (o, t.get("outputs")))
     t = srv.cell("raise ValueError(f'engine {rank}')")
     o = outcome(t)
     check(t["error"]["kind"] == "CompositeError" and "ValueError: engine 0" in o[e0][1]
@@ -368,6 +399,9 @@ def checks(srv, seed):
           "an endless cell: TimeoutError", t.get("error"))
     check(wall < 10, "the deadline stops it", wall)
     check(stdout_of(t, e0)[0] == "before the loop\n", "what it printed before the deadline is kept", t.get("outputs"))
+    msg = t["error"]["errors"][0]["message"]
+    check("deadline" in msg and "the Python interpreter on engine 0 was restarted" in msg and "helper (function)" in msg
+          and "namespace values are kept" in msg, "the TimeoutError itself says which Python-only globals were lost", msg)
     HOST_NOTES.append(f"endless cell: error {json.dumps(t.get('error'))}; stdout {stdout_of(t, e0)[0]!r}")
     t = srv.cell("(keep, n > 1000)", targets="0")
     o = outcome(t)[e0]
@@ -415,7 +449,8 @@ def checks(srv, seed):
         check("RecursionError" in o[1] and outcome(after)[e0] == ("ok", "(42, True)"),
               "repr of a 100 000-deep list: RecursionError, interpreter kept", (o, outcome(after)))
     else:
-        check(outcome(after)[e0] == ("ok", "(42, False)") and "Python-only state was lost" in stdout_of(after, e0)[1],
+        check(outcome(after)[e0] == ("ok", "(42, False)") and "Python-only state was lost" in stdout_of(after, e0)[1]
+              and "the Python interpreter on engine 0 was restarted" in o[-1],
               "repr of a 100 000-deep list: a trap; engine usable after, the loss reported", (o, outcome(after)))
         srv.cell("def helper(): return 'alive'", targets="0")
     t = srv.cell("hog = [0] * (1 << 28)", targets="0")
@@ -432,6 +467,9 @@ def checks(srv, seed):
     status, t = srv.request("DELETE", f"/v1/tasks/{t['id']}")
     status, t = srv.request("GET", f"/v1/tasks/{t['id']}?wait=20")
     check(t["status"] == "cancelled" and time.perf_counter() - t0 < 5, "cancel stops a running cell", t["status"])
+    msg = ((t.get("error") or {}).get("errors") or [{}])[0].get("message", "")
+    check("the Python interpreter on engine 1 was restarted" in msg and "tool2 (function)" in msg,
+          "the cancelled call's error says what was lost", t.get("error"))
     t = srv.cell("rank", targets="1")
     err = stdout_of(t, e1)[1]
     check(outcome(t)[e1] == ("ok", "1") and "cancel" in err and "tool2 (function)" in err,
@@ -453,6 +491,10 @@ def checks(srv, seed):
     out = srv.cli("px", "-c", "1 / 0", "-t", "0")
     check(out.returncode != 0 and "ZeroDivisionError: division by zero" in out.stderr
           and "Traceback" in out.stderr, "px -c raising: the traceback, exit status 1", out)
+    out = srv.cli("px", "-c", "print('rank', rank)\n1 / rank")
+    check(out.returncode != 0 and "[stdout:1] rank 1" in out.stdout and "]: 1.0" in out.stdout
+          and "Out[1" in out.stdout and "ZeroDivisionError" in out.stderr,
+          "px -c raising on one engine: the other engine's stdout and Out, then the error", out)
 
     print("--noblock and %pxresult")
     t0 = time.time()
@@ -523,6 +565,20 @@ def figures(srv):
         print(f"| {k} | {v} |")
 
 
+def restart_figures(srv):
+    """A server started again on the same compile cache: the runner's cached start."""
+    rows = []
+    status, _, warm = srv.upload("python", RUNNER)
+    assert status == 201
+    rows.append(("upload after a server restart (on-disk compile cache), ms", f"{warm * 1000:.0f}"))
+    t0 = time.perf_counter()
+    t = srv.cell("a = 1", targets="0")
+    assert outcome(t)[0] == ("ok", None), t
+    rows.append(("then the first cell on an engine, ms", f"{(time.perf_counter() - t0) * 1000:.1f}"))
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+
+
 HOST_NOTES = []
 RUNNER = None
 
@@ -542,7 +598,12 @@ def main():
                      extra=["--memory-mib", "512", "--python-runner", a.runner])
         try:
             if a.figures:
+                print(f"load average before: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
                 figures(srv)
+                srv.stop()
+                srv = Server(a.wasmpar, max(a.engines, 8), tmp, extra=["--memory-mib", "512"])
+                restart_figures(srv)
+                print(f"load average after: {os.getloadavg()[0]:.1f}")
             else:
                 checks(srv, a.seed)
                 print("host notes:")

@@ -53,6 +53,21 @@ pub struct TaskError {
     pub kind: TaskErrorKind,
     pub message: String,
     pub errors: Vec<EngineFailure>,
+    /// The engines of a direct task that finished while others failed, with
+    /// what each gave (IPython Parallel's `CompositeError` keeps every
+    /// engine's outcome); their printed output is in the task's `outputs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<EngineResult>,
+}
+
+/// One engine's result inside a failed task.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EngineResult {
+    pub engine: usize,
+    /// What the engine's call gave, as `result` holds it for that engine
+    /// (for `map`, the list of its chunk's results).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub result: Json,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

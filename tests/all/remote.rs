@@ -189,6 +189,13 @@ fn every_view_works_over_remote_engines() {
     );
     let (_, pulled) = c.call("GET", "/v1/namespace?names=a,b,u&targets=all", None);
     assert_eq!(pulled["values"], json!(vec![json!({"a": 3, "b": 2, "u": 18446744073709551615u64}); 3]));
+    // A Python-only global (listed by the runner's `__python__`) is named with its type.
+    let marker = json!({"__python__": {"session": "ab", "cell": 1, "running": false, "objects": {"f": "function"}}});
+    assert_eq!(c.call("PUT", "/v1/namespace", Some(json!({"values": marker, "targets": 2}))).0, 200);
+    let (status, v) = c.call("GET", "/v1/namespace?names=f&targets=2", None);
+    assert_eq!(status, 404, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("`f` on engine 2 is a Python-only object of type `function`"), "{v}");
     let (status, _) = c.call("POST", "/v1/scatter", Some(json!({"name": "xs", "values": (0..24).collect::<Vec<i64>>()})));
     assert_eq!(status, 200);
     let sq = c.task(json!({"op": "apply", "component": "seed", "function": "squares"}));

@@ -47,10 +47,13 @@ def test_execute_globals_outputs_and_out(rc):
 
 def test_execute_raising_on_one_engine(rc):
     with pytest.raises(wasmpar.RemoteError) as e:
-        rc[[0, 1]].execute("def f(v):\n    return 1 / v\nf(rank)", block=True)
+        rc[[0, 1]].execute("def f(v):\n    return 1 / v\nprint('rank', rank)\nf(rank)", block=True)
     err = e.value
     assert not isinstance(err, wasmpar.CompositeError)
     assert (err.engine_id, err.ename, err.evalue) == (0, "ZeroDivisionError", "division by zero")
+    # IPython's CompositeError keeps every engine's outcome: engine 1's Out and both stdouts.
+    assert err.results == {1: "1.0"}
+    assert [(o["engine"], o["stdout"]) for o in err.outputs] == [(0, "rank 0\n"), (1, "rank 1\n")]
     assert "return 1 / v" in err.traceback and "Traceback (most recent call last)" in err.traceback
     with pytest.raises(wasmpar.RemoteError) as e:
         rc[1].execute("raise KeyError('k')", block=True)
@@ -85,3 +88,34 @@ def test_autopx(ip, capsys):
     assert outs(text) == {0: "100", 1: "101"}
     ip.run_cell("local_only = 5")
     assert ip.user_ns["local_only"] == 5, "after %autopx cells run locally again"
+
+
+def test_pulling_a_python_only_global_names_its_type(rc):
+    rc[0].execute("def helper(): return 1\nclass P: pass\np = P()", block=True)
+    with pytest.raises(wasmpar.APIError) as e:
+        rc[0].pull("helper", block=True)
+    assert e.value.status == 404
+    assert "`helper` on engine 0 is a Python-only object of type `function`" in e.value.message
+    with pytest.raises(wasmpar.APIError, match="Python-only object of type `P`"):
+        rc[0]["p"]
+
+
+def test_a_timeout_says_which_python_state_was_lost(rc):
+    view = rc[1]
+    view.execute("def keepme(): return 1\nkept = 7", block=True)
+    view.timeout = 1
+    with pytest.raises(wasmpar.TimeoutError) as e:
+        view.execute("while True:\n    pass", block=True)
+    msg = str(e.value)
+    assert "the Python interpreter on engine 1 was restarted" in msg and "keepme (function)" in msg, msg
+    assert "namespace values are kept" in msg
+    view.timeout = None
+    assert view.execute("kept", block=True) == "7", "the engine is usable after, namespace values kept"
+
+
+def test_px_shows_the_other_engines_out_on_error(ip, capsys):
+    with pytest.raises(wasmpar.RemoteError):
+        ip.run_cell_magic("px", "--targets [0,1]", "print('rank', rank)\n10 / rank")
+    text = capsys.readouterr().out
+    assert outs(text) == {1: "10.0"}, text
+    assert "[stdout:0] rank 0" in text and "[stdout:1] rank 1" in text

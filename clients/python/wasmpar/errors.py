@@ -1,14 +1,21 @@
 """Errors, shaped like ``ipyparallel.error``.
 
 A task that fails on the engines raises :class:`RemoteError` (one engine) or
-:class:`CompositeError` (several), each carrying the engine's message. A
-request the server refuses (bad input, unknown name, missing dependency)
-raises :class:`APIError` with the server's ``kind`` and message.
+:class:`CompositeError` (several), each carrying the engine's message. Like
+IPython Parallel's ``CompositeError``, the error of a task on a direct view
+keeps the outcome of every engine: ``results`` maps the engines that finished
+to their result (a cell's ``Out``), and ``outputs`` holds every engine's
+printed output. A request the server refuses (bad input, unknown name, a
+Python-only global pulled, missing dependency) raises :class:`APIError` with
+the server's ``kind`` and message.
 """
 
 from __future__ import annotations
 
 import builtins
+
+from . import arrays
+from . import outputs as _outputs
 
 
 class WasmparError(Exception):
@@ -50,6 +57,9 @@ class RemoteError(WasmparError):
         self.evalue = evalue
         self.traceback = traceback or ""
         self.engine_info = engine_info or {}
+        # The task's other engines, set by task_error (see the module's doc).
+        self.results = {}
+        self.outputs = []
         super().__init__(ename, evalue)
 
     @property
@@ -112,7 +122,20 @@ _TASK_ERRORS = {"Cancelled": TaskAborted, "TimeoutError": TimeoutError}
 
 
 def task_error(task: dict) -> Exception:
-    """The exception for a failed or cancelled task as the server answered it."""
+    """The exception for a failed or cancelled task as the server answered it.
+
+    It carries ``results`` (``{engine: result}`` of the engines that finished
+    while others failed) and ``outputs`` (every engine's stdout, stderr and
+    images, as ``AsyncResult.outputs``).
+    """
+    e = _task_error(task)
+    err = task.get("error") or {}
+    e.results = {r.get("engine"): arrays.decode(r.get("result")) for r in err.get("results") or []}
+    e.outputs = _outputs.decode_outputs(task.get("outputs"))
+    return e
+
+
+def _task_error(task: dict) -> Exception:
     err = task.get("error") or {}
     kind = err.get("kind") or ("Cancelled" if task.get("status") == "cancelled" else "RemoteError")
     message = err.get("message") or kind

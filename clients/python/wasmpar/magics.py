@@ -32,6 +32,7 @@ import shlex
 
 from . import outputs as _outputs
 from .component import as_function
+from .errors import task_error
 
 _FUNC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _KWARG = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$", re.S)
@@ -131,12 +132,26 @@ def show_px_result(ar, counts: dict | None = None):
     values = value if isinstance(value, list) and len(engines) > 1 else [value]
     if len(values) != len(engines):  # a balanced call, or a single target
         values = [value]
-    for e, v in zip(engines, values):
+    _show_outs(ar._task, zip(engines, values), counts)
+
+
+def show_px_failure(ar, counts: dict | None = None):
+    """What %px prints for a failed call before raising its error: the outputs,
+    then the ``Out`` of the engines that finished (IPython shows them too)."""
+    _outputs.show(ar.outputs)
+    err = task_error(ar._task)
+    if err.results:
+        _show_outs(ar._task, sorted(err.results.items()), counts)
+    return err
+
+
+def _show_outs(task: dict, pairs, counts: dict | None):
+    for e, v in pairs:
         if v is None:
             continue
         count = f":{counts[e]}" if counts and e in counts else ""
         # A Python cell's Out is already its repr.
-        shown = v if ar._task.get("op") == "execute" and isinstance(v, str) else repr(v)
+        shown = v if task.get("op") == "execute" and isinstance(v, str) else repr(v)
         print(f"Out[{e}{count}]: {shown}")
 
 
@@ -261,10 +276,10 @@ if HAVE_IPYTHON:
             return [f"get_ipython().run_cell_magic({name!r}, '', {''.join(lines)!r})\n"]
 
         def _show(self, ar):
-            if ar.status != "done":
-                _outputs.show(ar.outputs)
-                ar.get()  # raises the engines' errors (RemoteError / CompositeError)
             counts = {e["id"]: e["completed"] for e in self.view.client.engines()}
+            if ar.status != "done":
+                show_px_failure(ar, counts)
+                ar.get()  # raises the engines' errors (RemoteError / CompositeError)
             show_px_result(ar, counts)
 
         @line_magic

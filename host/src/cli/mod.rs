@@ -560,18 +560,7 @@ fn show_task(task: &TaskView, p: &Printer, px: bool, save_images: Option<&std::p
             let result = task.result.as_ref().unwrap_or(&Json::Null);
             match result.as_array() {
                 Some(items) if matches!(task.op, Op::Apply | Op::Execute) && !task.engines.is_empty() => {
-                    for (e, v) in task.engines.iter().zip(items).filter(|(_, v)| !v.is_null()) {
-                        let count = engines_now
-                            .and_then(|all| all.engines.iter().find(|x| x.id == *e))
-                            .map(|x| format!(":{}", x.completed))
-                            .unwrap_or_default();
-                        // A cell's Out is already its repr.
-                        let shown = match (task.op, v) {
-                            (Op::Execute, Json::String(repr)) => repr.clone(),
-                            _ => short(v),
-                        };
-                        println!("{} {}", p.green(&format!("Out[{e}{count}]:")), shown);
-                    }
+                    print_outs(task, task.engines.iter().copied().zip(items), p, engines_now);
                 }
                 _ if task.delivered || task.evicted => {
                     println!("{}", p.dim("(the result is no longer kept)"))
@@ -586,9 +575,34 @@ fn show_task(task: &TaskView, p: &Printer, px: bool, save_images: Option<&std::p
             ExitCode::SUCCESS
         }
         Status::Failed | Status::Cancelled | Status::Lost => {
+            // The engines that finished show their Out as %px does, then the errors.
+            if let Some(err) = task.error.as_ref().filter(|e| !e.results.is_empty()) {
+                match task.op {
+                    Op::Apply | Op::Execute => print_outs(task, err.results.iter().map(|r| (r.engine, &r.result)), p, engines_now),
+                    Op::Map | Op::Parallel => {
+                        for r in &err.results {
+                            println!("{} {}", p.green(&format!("[result:{}]", r.engine)), short(&r.result));
+                        }
+                    }
+                }
+            }
             p.error(task);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `Out[engine:count]: value` for each engine's non-null value.
+fn print_outs<'a>(task: &TaskView, values: impl Iterator<Item = (usize, &'a Json)>, p: &Printer, engines_now: Option<&EngineList>) {
+    for (e, v) in values.filter(|(_, v)| !v.is_null()) {
+        let count =
+            engines_now.and_then(|all| all.engines.iter().find(|x| x.id == e)).map(|x| format!(":{}", x.completed)).unwrap_or_default();
+        // A cell's Out is already its repr.
+        let shown = match (task.op, v) {
+            (Op::Execute, Json::String(repr)) => repr.clone(),
+            _ => short(v),
+        };
+        println!("{} {}", p.green(&format!("Out[{e}{count}]:")), shown);
     }
 }
 

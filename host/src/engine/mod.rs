@@ -10,6 +10,8 @@
 //!   engine moves its namespace into a fresh store and re-instantiates on the
 //!   next call from the cached `InstancePre` (a few µs). Installed libraries
 //!   are re-instantiated too: their own state is reset, which the log says.
+//!   When the store held the Python runner, the trapping call's error says that
+//!   its interpreter's Python-only globals were lost (`python.rs`).
 //! - A panic in the engine thread while running a job fails that job with an
 //!   `engine` failure; the engine then starts afresh (new store, namespace
 //!   kept) and counts a restart.
@@ -22,6 +24,7 @@ mod linker;
 pub mod namespace;
 pub mod output;
 mod pool;
+pub mod python;
 mod worker;
 
 pub use info::{hostname, EngineInfo, EngineStatus, Placement};
@@ -29,6 +32,7 @@ pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput
 pub use linker::{wasi_provides, HOST_INTERFACES};
 pub use namespace::{Namespace, NsValue};
 pub use pool::{lost_message, EnginePool, RemoteLink};
+pub use python::{PythonState, PYTHON_MARKER};
 pub use worker::EngineState;
 
 /// Host bindings of the `wasmpar:engine` WIT package (../wit).

@@ -20,6 +20,7 @@ use super::job::{Arg, BatchOutcome, CallSpec, EngineOutput, Job, TaskControl};
 use super::limiter::EngineLimiter;
 use super::linker::{base_linker, NoNetwork};
 use super::output::CapturedStream;
+use super::python::{interpreter_lost, python_only, PythonState};
 use super::{Namespace, NsValue};
 use crate::error::{EngineFailure, FailureCause};
 use crate::runtime::{ExportedFunction, LoadedComponent, Runtime};
@@ -138,6 +139,15 @@ pub(super) struct Worker {
     panic_armed: bool,
     /// Whether the current job's counters were already updated.
     job_accounted: bool,
+    /// The store holds an instance of the Python runner (a component that
+    /// exports `execute`): a trap then costs its interpreter's state.
+    runner_live: bool,
+}
+
+/// The Python runner, or a component like it: one that exports `execute`
+/// (examples/python-runner) and so keeps Python-only state in its instance.
+fn is_python_runner(component: &LoadedComponent) -> bool {
+    component.functions.iter().any(|f| f.name == "execute")
 }
 
 impl Worker {
@@ -156,6 +166,7 @@ impl Worker {
             info,
             panic_armed: false,
             job_accounted: true,
+            runner_live: false,
         })
     }
 
@@ -205,8 +216,9 @@ impl Worker {
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(spec, calls))) {
             Ok(r) => r,
             Err(_) => {
+                let lost = self.interpreter_note();
                 self.recover_from_panic();
-                let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept)", self.id);
+                let msg = format!("engine {} crashed while running this task; it was restarted (its namespace is kept){lost}", self.id);
                 let name = spec.component.functions.get(spec.function).map_or("?", |f| f.name.as_str());
                 Err(self.failure(&spec.component.name, name, FailureCause::Engine, msg, String::new()))
             }
@@ -328,8 +340,12 @@ impl Worker {
                     }
                 }
                 Arg::Ref(name) => {
-                    let converted = match self.store.data().namespace.get(&name) {
-                        None => Err(format!("argument `{pname}`: global `{}` is not set on engine {}", crate::error::cut(&name), self.id)),
+                    let ns = &self.store.data().namespace;
+                    let converted = match ns.get(&name) {
+                        None => Err(match PythonState::of(ns).as_ref().and_then(|s| s.type_of(&name)) {
+                            Some(ty) => format!("argument `{pname}`: global {}", python_only(&name, self.id, ty)),
+                            None => format!("argument `{pname}`: global `{}` is not set on engine {}", crate::error::cut(&name), self.id),
+                        }),
                         Some(value) => ns_to_val(value, ty, pname).map_err(|e| format!("{e} (from global `{name}`)")),
                     };
                     match converted {
@@ -402,6 +418,7 @@ impl Worker {
         match pre.instantiate(&mut self.store) {
             Ok(i) => {
                 self.instances.insert(component.digest.clone(), i);
+                self.runner_live |= is_python_runner(component);
                 Ok(i)
             }
             Err(e) => {
@@ -417,8 +434,9 @@ impl Worker {
                 };
                 // A trap during instantiation (a start function, the memory
                 // cap) marks the store trapped like any other.
+                let lost = self.interpreter_note();
                 self.rebuild_store();
-                Err(self.failure(&component.name, function, FailureCause::Trap, msg, String::new()))
+                Err(self.failure(&component.name, function, FailureCause::Trap, format!("{msg}{lost}"), String::new()))
             }
         }
     }
@@ -461,8 +479,20 @@ impl Worker {
                 }
             }
         };
+        let lost = self.interpreter_note();
         self.rebuild_store();
-        self.failure(&component.name, &f.name, cause, message, trace)
+        self.failure(&component.name, &f.name, cause, format!("{message}{lost}"), trace)
+    }
+
+    /// What rebuilding the store now costs the Python runner, as the tail of
+    /// the failing call's error ("; the Python interpreter on engine 0 was
+    /// restarted: …"), or nothing when no runner instance is in the store.
+    fn interpreter_note(&self) -> String {
+        if !self.runner_live {
+            return String::new();
+        }
+        let state = PythonState::of(&self.store.data().namespace);
+        format!("; {}", interpreter_lost(self.id, state.as_ref()))
     }
 
     /// A call that returned a WIT `err`: `message` is the payload's last
@@ -500,6 +530,7 @@ impl Worker {
         state.images = images;
         self.store = new_store(&self.runtime, state);
         self.instances.clear();
+        self.runner_live = false;
         let libraries = std::mem::take(&mut self.libraries);
         if libraries.is_empty() {
             return;
@@ -530,8 +561,9 @@ impl Worker {
             Err(e) => {
                 // The store may be marked trapped now; the libraries installed
                 // so far are re-instantiated in a fresh one.
+                let lost = self.interpreter_note();
                 self.rebuild_store();
-                return Err(format!("cannot instantiate library `{}` on engine {}: {e:#}", component.name, self.id));
+                return Err(format!("cannot instantiate library `{}` on engine {}: {e:#}{lost}", component.name, self.id));
             }
         };
         for iface in &component.interfaces {

@@ -123,7 +123,7 @@ impl Controller {
                     "{} of {n_batches} batches were never run: no engine took them (engines stopped or were restarted)",
                     n_batches - received
                 );
-                task.finish(Err(TaskError { kind: TaskErrorKind::NoEngine, message, errors: Vec::new() }), outputs);
+                task.finish(Err(TaskError { kind: TaskErrorKind::NoEngine, message, errors: Vec::new(), results: Vec::new() }), outputs);
                 return;
             }
             let order: Vec<usize> = if ordered { (0..n_batches).collect() } else { arrival };

@@ -1,5 +1,6 @@
 //! Direct views: one job per engine (one message per engine for a whole
-//! chunk), and how the engines' outcomes become the task's result.
+//! chunk), and how the engines' outcomes become the task's result — or,
+//! when some failed, its error, which keeps the others' results.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use tokio::sync::oneshot;
 use wasmtime::component::types::Type;
 
 use super::result::{concat_lists, engine_died, flat_result, merge_outputs};
-use super::task::{TaskError, TaskRecord};
+use super::task::{EngineResult, TaskError, TaskRecord};
 use super::Controller;
 use crate::engine::{BatchOutcome, CallBatch, Job};
 use crate::value::Encoding;
@@ -71,20 +72,37 @@ impl Controller {
 pub(super) fn finish(task: &TaskRecord, outcomes: Vec<BatchOutcome>, assemble: Assemble, result_ty: Option<&Type>, encoding: Encoding) {
     let mut failures = Vec::new();
     let mut per_engine = Vec::with_capacity(outcomes.len());
+    let mut finished = Vec::with_capacity(outcomes.len());
     let mut outputs = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         outputs.push(o.output);
         match o.results {
-            Ok(values) => per_engine.push(values),
+            Ok(values) => {
+                finished.push(o.engine);
+                per_engine.push(values);
+            }
             Err(f) => failures.push(f),
         }
     }
     let outputs = merge_outputs(outputs);
+    let first = |v: Vec<Json>| v.into_iter().next().unwrap_or(Json::Null);
     if !failures.is_empty() {
-        task.finish(Err(TaskError::from_failures(failures, task.control.is_cancelled())), outputs);
+        let mut error = TaskError::from_failures(failures, task.control.is_cancelled());
+        // The engines that finished keep their outcome (IPython's CompositeError).
+        error.results = finished
+            .into_iter()
+            .zip(per_engine)
+            .map(|(engine, values)| EngineResult {
+                engine,
+                result: match assemble {
+                    Assemble::Concat => flat_result(values, result_ty, encoding),
+                    Assemble::PerEngine | Assemble::Single | Assemble::Parallel => first(values),
+                },
+            })
+            .collect();
+        task.finish(Err(error), outputs);
         return;
     }
-    let first = |v: Vec<Json>| v.into_iter().next().unwrap_or(Json::Null);
     let result = match assemble {
         Assemble::PerEngine => Json::Array(per_engine.into_iter().map(first).collect()),
         Assemble::Single => per_engine.into_iter().next().map(first).unwrap_or(Json::Null),

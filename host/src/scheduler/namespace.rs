@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use super::partition;
 use super::targets::Targets;
 use super::Controller;
+use crate::engine::python::{python_only, PythonState, PYTHON_MARKER};
 use crate::engine::{Job, NsValue, StagedRef};
 use crate::remote::staging::{Growing, Staging};
 use std::sync::Arc;
@@ -159,7 +160,36 @@ impl Controller {
             return Err(Error::BadRequest("pull: give at least one name".into()));
         }
         let replies = self.each_engine(ids, |_, reply| Job::Pull { names: names.to_vec(), reply }).await?;
-        ids.iter().zip(replies).map(|(id, r)| r.map_err(|name| Error::not_found_hint("name", &name, format!(" on engine {id}")))).collect()
+        let mut out = Vec::with_capacity(replies.len());
+        for (&id, reply) in ids.iter().zip(replies) {
+            match reply {
+                Ok(values) => out.push(values),
+                Err(name) => return Err(self.missing_name(id, &name).await),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The error of a pull that found no `name` on engine `id`: when the
+    /// Python runner lists it as a Python-only global there, say its type.
+    /// Asked afterwards (local and remote engines alike), so that a pull
+    /// that finds its names costs nothing more.
+    async fn missing_name(&self, id: usize, name: &str) -> Error {
+        let plain = Error::not_found_hint("name", cut(name), format!(" on engine {id}"));
+        if name == PYTHON_MARKER {
+            return plain;
+        }
+        let Ok(mut replies) = self.each_engine(&[id], |_, reply| Job::Pull { names: vec![PYTHON_MARKER.to_string()], reply }).await else {
+            return plain;
+        };
+        let state = match replies.pop() {
+            Some(Ok(values)) => values.first().and_then(PythonState::from_value),
+            _ => None,
+        };
+        match state.as_ref().and_then(|s| s.type_of(name)) {
+            Some(ty) => Error::not_found_hint("name", cut(name), format!(" in the namespace: {}", python_only(name, id, ty))),
+            None => plain,
+        }
     }
 
     pub async fn pull(&self, targets: &Targets, names: &[String], encoding: Encoding) -> Result<(Vec<usize>, Vec<Map<String, Json>>)> {

@@ -9,8 +9,9 @@
 //!   engine marks its `TaskControl`); cancelling a pending task answers at
 //!   once, and the engine skips its queued batches when it reaches them.
 //! - A result answered in full to a blocking request is not kept twice: the
-//!   record drops its result and outputs (`delivered: true`) and keeps its
-//!   status, error and timing.
+//!   record drops its result and outputs (`delivered: true`), and the
+//!   results a failed task's error carries, and keeps its status, error and
+//!   timing.
 //! - Kept results hold at most `tasks_kept_bytes` in all (estimated when a
 //!   task finishes); past it the oldest results are dropped (`evicted: true`).
 
@@ -25,7 +26,9 @@ use serde_json::Value as Json;
 use tokio::sync::watch;
 
 use crate::engine::TaskControl;
-pub use crate::wire::{EngineFailure, EngineOutput, FailureCause, Op, Progress, Status, TaskError, TaskErrorKind, TaskView, Timing};
+pub use crate::wire::{
+    EngineFailure, EngineOutput, EngineResult, FailureCause, Op, Progress, Status, TaskError, TaskErrorKind, TaskView, Timing,
+};
 
 impl TaskError {
     /// The error of a task whose engines reported `failures`.
@@ -60,7 +63,7 @@ impl TaskError {
                 many.iter().map(|f| format!("[{}] {}", f.engine, f.message)).collect::<Vec<_>>().join("; ")
             ),
         };
-        TaskError { kind, message, errors: failures }
+        TaskError { kind, message, errors: failures, results: Vec::new() }
     }
 }
 
@@ -160,6 +163,7 @@ impl TaskRecord {
                 }
                 Err(e) => {
                     s.status = if e.kind == TaskErrorKind::Cancelled { Status::Cancelled } else { Status::Failed };
+                    s.bytes += e.results.iter().map(|r| json_bytes(&r.result)).sum::<usize>();
                     s.error = Some(e);
                 }
             }
@@ -175,6 +179,7 @@ impl TaskRecord {
                 kind: TaskErrorKind::Cancelled,
                 message: "the task was cancelled before it started".into(),
                 errors: Vec::new(),
+                results: Vec::new(),
             }),
             Vec::new(),
         );
@@ -190,7 +195,8 @@ impl TaskRecord {
     /// to a blocking request, otherwise they were evicted by the byte bound.
     fn drop_result(&self, delivered: bool) {
         let mut s = self.state.lock();
-        if s.status.is_finished() && (s.result.is_some() || !s.outputs.is_empty()) {
+        let error_results = s.error.as_ref().is_some_and(|e| !e.results.is_empty());
+        if s.status.is_finished() && (s.result.is_some() || !s.outputs.is_empty() || error_results) {
             if delivered {
                 s.delivered = true;
             } else {
@@ -198,6 +204,9 @@ impl TaskRecord {
             }
             s.result = None;
             s.outputs = Vec::new();
+            if let Some(e) = s.error.as_mut() {
+                e.results = Vec::new();
+            }
             self.kept_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
             s.bytes = 0;
         }
