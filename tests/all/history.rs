@@ -184,3 +184,90 @@ fn a_blocking_task_whose_client_left_is_recorded_when_it_finishes() {
     let (_, running) = s.call("GET", "/v1/tasks?status=pending,running", None);
     assert_eq!(running["tasks"], json!([]), "{running}");
 }
+
+/// `wasmpar start --daemon --db DB` with its own connection file; its output.
+fn start_on(dir: &std::path::Path, name: &str, db: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar"))
+        .args(["start", "-n", "1", "--daemon", "--db"])
+        .arg(db)
+        .arg("--connection-file")
+        .arg(dir.join(format!("{name}.json")))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .env_remove("WASMPAR_CONNECTION_FILE")
+        .output()
+        .expect("run wasmpar start")
+}
+
+#[test]
+fn one_controller_per_store_file_and_a_killed_one_does_not_block_the_next() {
+    let (dir, db) = temp_db("lock");
+    // Kills whatever daemons it names when the test ends, passed or not.
+    struct Daemons(Vec<u32>, PathBuf);
+    impl Drop for Daemons {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let mut daemons = Daemons(Vec::new(), dir.clone());
+    let out = start_on(&dir, "first", &db);
+    assert!(out.status.success(), "the first controller starts: {}", String::from_utf8_lossy(&out.stderr));
+    let first = wasmpar::api::connection::read(&dir.join("first.json")).expect("connection file");
+    daemons.0.push(first.pid);
+    let http = reqwest::blocking::Client::new();
+    let seed = std::fs::read(wasmpar::examples::SEED_WASM).expect("seed");
+    let r = http.post(format!("{}/v1/components?name=seed", first.url)).bearer_auth(&first.token).body(seed).send().expect("upload");
+    assert_eq!(r.status().as_u16(), 201);
+    let done: Json = http
+        .post(format!("{}/v1/tasks", first.url))
+        .bearer_auth(&first.token)
+        .json(&json!({"op": "apply", "component": "seed", "function": "add3", "args": [1, 2, 3], "block": true}))
+        .send()
+        .and_then(|r| r.json())
+        .expect("apply");
+    assert_eq!(done["status"], "done", "{done}");
+    let id = done["id"].as_str().expect("id").to_string();
+
+    // A second controller on the same file fails at start, naming the file
+    // and the first controller.
+    let out = start_on(&dir, "second", &db);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a second controller on {} must not start: {said}", db.display());
+    assert!(said.contains(&format!("the task store {} is in use by another controller", db.display())), "{said}");
+    assert!(said.contains(&format!("pid {}", first.pid)), "names the first controller's pid: {said}");
+    assert!(said.contains("first.json"), "names the first controller's connection file: {said}");
+    // The first one still answers, and its task was not marked lost.
+    let (_, task) = get_json(&http, &first.url, &first.token, &format!("/v1/tasks/{id}"));
+    assert_eq!(task["status"], "done", "{task}");
+
+    // Wait for the task's batch to commit, then SIGKILL the first: the
+    // kernel drops its lock, and a new controller starts on the same file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_json(&http, &first.url, &first.token, "/v1/tasks?status=done").1["tasks"].as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "the task was never committed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(unsafe { libc::kill(first.pid as i32, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(first.pid as i32, 0) } == 0 {
+        assert!(Instant::now() < deadline, "the first controller outlived SIGKILL");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = start_on(&dir, "third", &db);
+    assert!(out.status.success(), "a controller after a SIGKILLed one starts: {}", String::from_utf8_lossy(&out.stderr));
+    let third = wasmpar::api::connection::read(&dir.join("third.json")).expect("connection file");
+    daemons.0.push(third.pid);
+    let (status, again) = get_json(&http, &third.url, &third.token, &format!("/v1/tasks/{id}"));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, done, "the old task answers as before");
+    let _ =
+        std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar")).arg("stop").arg("--connection-file").arg(dir.join("third.json")).output();
+}
+
+fn get_json(http: &reqwest::blocking::Client, url: &str, token: &str, path: &str) -> (u16, Json) {
+    let r = http.get(format!("{url}{path}")).bearer_auth(token).send().expect("request");
+    (r.status().as_u16(), r.json().unwrap_or(Json::Null))
+}

@@ -351,6 +351,17 @@ impl Server {
             }
             tracing::warn!(listen = %config.listen, "listening beyond loopback: anyone who can reach this address and has the token can run code here");
         }
+        // Before any engine starts: a store file another controller holds
+        // fails at once, naming it.
+        let options = crate::store::SqliteOptions {
+            retention: config.retention.clone(),
+            holder: format!("pid {}, connection file {}", std::process::id(), config.connection_file.display()),
+            ..Default::default()
+        };
+        let db = config.db.clone();
+        let store = tokio::task::spawn_blocking(move || db.open(options))
+            .await
+            .map_err(|e| Error::Internal(format!("opening the task store panicked: {e}")))??;
         let engines = config.engines;
         let limits = config.limits.clone();
         let controller = tokio::task::spawn_blocking(move || Controller::start(limits, engines))
@@ -362,11 +373,6 @@ impl Server {
         let token = connection::kept_token(&config.connection_file)
             .map_err(|e| Error::BadRequest(format!("cannot keep the token beside {}: {e}", config.connection_file.display())))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
-        let options = crate::store::SqliteOptions { retention: config.retention.clone(), ..Default::default() };
-        let db = config.db.clone();
-        let store = tokio::task::spawn_blocking(move || db.open(options))
-            .await
-            .map_err(|e| Error::Internal(format!("opening the task store panicked: {e}")))??;
         let events = dashboard::EventHub::new();
         let snapshots = {
             let c = controller.clone();

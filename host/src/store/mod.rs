@@ -11,11 +11,15 @@
 //! - A record is keyed by its task id; a later `put` of the same id replaces
 //!   it. `view` is kept verbatim, so a stored task answers `GET /v1/tasks/{id}`
 //!   exactly as the live one did.
+//! - One controller per SQLite file: opening a file another live process
+//!   holds fails, naming that process (an `flock` the kernel drops when the
+//!   holder dies, so a SIGKILLed controller never blocks its successor).
 //! - Opening a store marks every task that was `pending` or `running` as
 //!   `lost`: after a restart nothing can still be running.
 //! - Purges and retention remove finished tasks only (done, failed,
 //!   cancelled, lost), oldest first.
 
+mod lock;
 mod memory;
 mod query;
 mod sqlite;
@@ -28,6 +32,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+pub use lock::{lock_path, StoreLock};
 pub use memory::MemoryStore;
 pub use query::{parse_time, TaskPage, TaskQuery, TaskQueryParams};
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -14,6 +14,8 @@
 //! - The file is created mode 0600 (SQLite gives `-wal` and `-shm` the same
 //!   mode): it holds task arguments' results and outputs.
 //! - Dropping the store commits what was sent and joins the writer.
+//! - One store per file: `open` takes `<db>.lock` (`lock.rs`) first and
+//!   holds it until the store is dropped or the process ends.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -27,6 +29,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::lock::StoreLock;
 use super::query::encode_cursor;
 use super::{Retention, StoreStats, StoredError, StoredProgress, StoredStatus, StoredTask, TaskPage, TaskQuery, TaskSource, TaskStore};
 use crate::{Error, Result};
@@ -77,11 +80,19 @@ pub struct SqliteOptions {
     /// transaction's memory and time.
     pub batch_max: usize,
     pub retention: Retention,
+    /// This controller as a rival opening the same file is told it
+    /// (`pid 123, connection file …`), through the file's lock.
+    pub holder: String,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { batch_window: Duration::from_millis(50), batch_max: 1000, retention: Retention::default() }
+        SqliteOptions {
+            batch_window: Duration::from_millis(50),
+            batch_max: 1000,
+            retention: Retention::default(),
+            holder: format!("pid {}", std::process::id()),
+        }
     }
 }
 
@@ -100,6 +111,8 @@ pub struct SqliteStore {
     writer: Option<std::thread::JoinHandle<()>>,
     backlog: Arc<AtomicU64>,
     writer_gone_logged: AtomicBool,
+    /// Released after the writer has stopped (field order: dropped last).
+    _lock: StoreLock,
 }
 
 fn db_err<'a>(path: &'a Path, what: &str) -> impl Fn(rusqlite::Error) -> Error + 'a {
@@ -127,6 +140,8 @@ impl SqliteStore {
                 .create(dir)
                 .map_err(|e| Error::BadRequest(format!("cannot create the task store's directory {}: {e}", dir.display())))?;
         }
+        // Before the database is touched: a rival must not mark our tasks lost.
+        let lock = StoreLock::acquire(&path, &options.holder)?;
         if !path.exists() {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -171,6 +186,7 @@ impl SqliteStore {
             writer: Some(writer),
             backlog,
             writer_gone_logged: AtomicBool::new(false),
+            _lock: lock,
         })
     }
 

@@ -227,6 +227,29 @@ fn sqlite_refuses_what_is_not_a_store() {
 }
 
 #[test]
+fn sqlite_one_store_per_file() {
+    let dir = tempdir();
+    let path = dir.path().join("tasks.sqlite");
+    let first = SqliteStore::open(&path, SqliteOptions { holder: "the first controller".into(), ..SqliteOptions::default() })
+        .expect("the first open");
+    let now = now_us();
+    first.put(task("running1", StoredStatus::Running, now));
+    first.flush().expect("flush");
+    // flock is per open file: a second open in this process is a rival too.
+    let err = SqliteStore::open(&path, SqliteOptions::default()).err().expect("a second store on the same file is refused");
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "names the file: {text}");
+    assert!(text.contains("the first controller, since "), "names the other controller: {text}");
+    assert!(text.contains("in use by another controller"), "{text}");
+    assert_eq!(first.get("running1").expect("get").map(|t| t.status), Some(StoredStatus::Running), "the refused rival marked nothing lost");
+    assert!(lock_path(&path).ends_with("tasks.sqlite.lock"));
+    drop(first);
+    // Released with the store: the next one opens and marks the task lost.
+    let second = open(&path);
+    assert_eq!(second.get("running1").expect("get").map(|t| t.status), Some(StoredStatus::Lost));
+}
+
+#[test]
 fn sqlite_concurrent_writers_lose_nothing() {
     let dir = tempdir();
     let store: Arc<dyn TaskStore> = Arc::new(open(&dir.path().join("tasks.sqlite")));
