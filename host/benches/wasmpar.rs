@@ -8,14 +8,18 @@
 //! server in this process over real HTTP: uploads, the tutorial's Mandelbrot,
 //! tiny tasks, apply latency, push/pull), `process` (the `wasmpar` binary:
 //! start-up, memory per engine), each beside a bare-wasmtime baseline
-//! (`bare`) where one makes sense. `-- compute`, `-- http` or `-- process`
-//! after the command runs only those sections.
+//! (`bare`) where one makes sense; `remote` (engine processes beside
+//! engine threads) and `store` (the task store off and on), each two real
+//! servers (`cluster`) driven alike. `-- compute`, `-- http`, `-- process`,
+//! `-- remote` or `-- store` after the command runs only those sections.
 
 #[path = "../../examples/mandelbrot/src/kernel.rs"]
 mod kernel;
 
 #[path = "wasmpar/bare.rs"]
 mod bare;
+#[path = "wasmpar/cluster.rs"]
+mod cluster;
 #[path = "wasmpar/compute.rs"]
 mod compute;
 #[path = "wasmpar/http.rs"]
@@ -26,6 +30,8 @@ mod process;
 mod remote;
 #[path = "wasmpar/report.rs"]
 mod report;
+#[path = "wasmpar/store.rs"]
+mod store;
 
 use std::time::Instant;
 
@@ -74,6 +80,10 @@ fn main() {
     if wanted("remote") {
         eprintln!("wasmpar bench: remote engines beside in-process ones…");
         remote::rows(&mut table, &dir);
+    }
+    if wanted("store") {
+        eprintln!("wasmpar bench: the task store, off and on…");
+        store::rows(&mut table, &dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
 

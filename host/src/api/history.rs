@@ -7,8 +7,9 @@
 //! - Every submitted task is put in the store when submitted and again when
 //!   it finishes, with its finished view taken before a blocking answer
 //!   drops its result (`mark_delivered`).
-//! - Nothing is serialized on the request path: the store gets an `Arc`
-//!   (`put_lazy`) and makes the record on its writer thread.
+//! - Nothing is serialized or copied for the store on the request path: it
+//!   gets an `Arc` (`put_lazy`; a blocking answer's view is shared with the
+//!   answer) and makes the record on its writer thread.
 //! - Only a non-blocking task (or any task while a dashboard listens) gets a
 //!   follower: a tokio task that sends its progress at most every
 //!   [`PROGRESS_EVERY`] and records its finish.
@@ -72,6 +73,15 @@ pub fn stored(view: &TaskView, digest: &str, targets: &Json_) -> StoredTask {
     }
 }
 
+/// A view shared by a blocking answer and the store's record of it.
+pub struct SharedView(pub Arc<TaskView>);
+
+impl Serialize for SharedView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 /// A view as the dashboard's task stream shows it.
 pub fn brief(view: &TaskView) -> TaskBrief {
     TaskBrief {
@@ -106,9 +116,10 @@ impl TaskSource for Live {
     }
 }
 
-/// A finished task's view, taken before a blocking answer drops its result.
+/// A finished task's view, taken before a blocking answer drops its result;
+/// shared with that answer, so its result is not copied for the store.
 struct Snapshot {
-    view: TaskView,
+    view: Arc<TaskView>,
     digest: String,
     targets: Json_,
 }
@@ -165,7 +176,7 @@ pub fn track(s: &Arc<AppState>, task: &Arc<TaskRecord>, targets: Json_, block: b
                 }
             }
             if !block {
-                follow.record_finish(&follow.task.view());
+                follow.record_finish(Arc::new(follow.task.view()));
             }
         });
     }
@@ -185,12 +196,12 @@ impl Tracked {
     }
 
     /// The task finished with `view` (taken before `mark_delivered`).
-    pub fn finished(&mut self, view: &TaskView) {
+    pub fn finished(&mut self, view: Arc<TaskView>) {
         self.owes_finish = false;
         self.record_finish(view);
     }
 
-    fn record_finish(&self, view: &TaskView) {
+    fn record_finish(&self, view: Arc<TaskView>) {
         let s = &self.s;
         let done = view.progress.done as u64;
         let reported = self.reported.swap(done, Ordering::Relaxed);
@@ -205,7 +216,7 @@ impl Tracked {
         s.metrics.calls_finished(n, each, view.status == Status::Done);
         s.events.calls_finished(done.saturating_sub(reported));
         if s.events.listeners() > 0 {
-            s.events.send(DashboardEvent::TaskFinished { task: brief(view) });
+            s.events.send(DashboardEvent::TaskFinished { task: brief(&view) });
         }
     }
 }
@@ -286,7 +297,7 @@ impl Drop for Tracked {
             Ok(rt) => {
                 rt.spawn(async move {
                     waiter.task.wait(Duration::MAX).await;
-                    waiter.record_finish(&waiter.task.view());
+                    waiter.record_finish(Arc::new(waiter.task.view()));
                 });
             }
             Err(_) => tracing::warn!(task = %self.task.id, "a task's finish is not recorded: no runtime to wait on"),

@@ -118,13 +118,13 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
     let mut tracked = super::history::track(&s, &task, targets, block);
     if block {
         task.wait(Duration::MAX).await;
-        let view = task.view();
+        let view = Arc::new(task.view());
         // Into the store before the record drops the result it answers with.
-        tracked.finished(&view);
+        tracked.finished(view.clone());
         task.mark_delivered();
-        Ok((StatusCode::OK, Json(view)))
+        Ok((StatusCode::OK, Json(super::history::SharedView(view))))
     } else {
-        Ok((StatusCode::ACCEPTED, Json(task.view())))
+        Ok((StatusCode::ACCEPTED, Json(super::history::SharedView(Arc::new(task.view())))))
     }
 }
 
