@@ -271,3 +271,29 @@ fn get_json(http: &reqwest::blocking::Client, url: &str, token: &str, path: &str
     let r = http.get(format!("{url}{path}")).bearer_auth(token).send().expect("request");
     (r.status().as_u16(), r.json().unwrap_or(Json::Null))
 }
+
+#[test]
+fn with_a_store_the_controller_lets_finished_tasks_go_and_the_store_answers_them() {
+    let (dir, db) = temp_db("evict");
+    let s = TestServer::start_with(1, |c| {
+        c.db = StoreLocation::Sqlite(db.clone());
+        c.limits.tasks_kept = 2;
+    });
+    s.upload_seed();
+    let first = s.apply("add3", json!([1, 2, 3]), json!(0));
+    assert_eq!(first["status"], "done", "{first}");
+    for i in 0..3 {
+        s.apply("add3", json!([i, 0, 0]), json!(0));
+    }
+    // Past `tasks_kept`, a finished task older than STORED_TASK_MIN_AGE
+    // leaves the controller's table at the next submit (an hour without a store).
+    std::thread::sleep(wasmpar::api::STORED_TASK_MIN_AGE + Duration::from_millis(300));
+    s.apply("add3", json!([0, 0, 0]), json!(0));
+    let id = first["id"].as_str().expect("id");
+    let (status, answer) = s.call("GET", &format!("/v1/tasks/{id}"), None);
+    assert_eq!(status, 200, "{answer}");
+    // The table's record would say `delivered: true`, without the result.
+    assert_eq!(answer, first, "answered from the store, result included");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,6 +52,25 @@ fn stored_status(status: Status) -> StoredStatus {
 
 /// A view as the store keeps it.
 pub fn stored(view: &TaskView, digest: &str, targets: &Json_) -> StoredTask {
+    let mut task = columns(view, digest, targets);
+    task.view = serde_json::to_value(view).unwrap_or_else(|e| {
+        tracing::error!(task = %view.id, error = %e, "a task view did not serialize for the store");
+        Json_::Null
+    });
+    task
+}
+
+/// As [`stored`], with the view as JSON text (and `view` left `Null`).
+fn stored_text(view: &TaskView, digest: &str, targets: &Json_) -> (StoredTask, String) {
+    let text = serde_json::to_string(view).unwrap_or_else(|e| {
+        tracing::error!(task = %view.id, error = %e, "a task view did not serialize for the store");
+        "null".into()
+    });
+    (columns(view, digest, targets), text)
+}
+
+/// The record's columns (its `view` `Null`).
+fn columns(view: &TaskView, digest: &str, targets: &Json_) -> StoredTask {
     StoredTask {
         id: view.id.clone(),
         op: op_str(view.op),
@@ -66,10 +85,7 @@ pub fn stored(view: &TaskView, digest: &str, targets: &Json_) -> StoredTask {
         completed: view.timing.completed,
         progress: StoredProgress { done: view.progress.done as u64, total: view.progress.total as u64 },
         error: view.error.as_ref().map(|e| StoredError { kind: e.kind.as_str().to_string(), message: e.message.clone() }),
-        view: serde_json::to_value(view).unwrap_or_else(|e| {
-            tracing::error!(task = %view.id, error = %e, "a task view did not serialize for the store");
-            Json_::Null
-        }),
+        view: Json_::Null,
     }
 }
 
@@ -114,6 +130,9 @@ impl TaskSource for Live {
     fn stored(&self) -> StoredTask {
         stored(&self.task.view(), &self.digest, &self.targets)
     }
+    fn stored_text(&self) -> (StoredTask, String) {
+        stored_text(&self.task.view(), &self.digest, &self.targets)
+    }
 }
 
 /// A finished task's view, taken before a blocking answer drops its result;
@@ -130,6 +149,9 @@ impl TaskSource for Snapshot {
     }
     fn stored(&self) -> StoredTask {
         stored(&self.view, &self.digest, &self.targets)
+    }
+    fn stored_text(&self) -> (StoredTask, String) {
+        stored_text(&self.view, &self.digest, &self.targets)
     }
 }
 

@@ -122,6 +122,18 @@ impl Metrics {
         self.bytes_pulled.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// A number that changes whenever work is submitted, finishes or moves
+    /// bytes: what `trim` watches to see the server go quiet.
+    pub fn activity(&self) -> u64 {
+        let finished: u64 = self.tasks_finished.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        self.tasks_submitted
+            .load(Ordering::Relaxed)
+            .wrapping_add(finished)
+            .wrapping_add(self.calls.load(Ordering::Relaxed))
+            .wrapping_add(self.bytes_pushed.load(Ordering::Relaxed))
+            .wrapping_add(self.bytes_pulled.load(Ordering::Relaxed))
+    }
+
     /// The whole exposition.
     pub fn render(&self, snap: &ClusterSnapshot) -> String {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

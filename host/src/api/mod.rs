@@ -17,6 +17,7 @@ pub mod history;
 pub mod metrics;
 mod routes;
 pub mod tls;
+mod trim;
 pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -320,6 +321,11 @@ impl Default for ServerConfig {
     }
 }
 
+/// With an SQLite store, how long a finished task stays in the controller's
+/// table at least once more than `tasks_kept` are held: many batch windows
+/// (50 ms), so the store has it before the table lets it go.
+pub const STORED_TASK_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A running server: its address, token, and a way to stop it.
 pub struct Server {
     pub info: ConnectionInfo,
@@ -327,6 +333,7 @@ pub struct Server {
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     connection_file: PathBuf,
     snapshots: tokio::task::JoinHandle<()>,
+    trimmer: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -363,7 +370,15 @@ impl Server {
             .await
             .map_err(|e| Error::Internal(format!("opening the task store panicked: {e}")))??;
         let engines = config.engines;
-        let limits = config.limits.clone();
+        let mut limits = config.limits.clone();
+        if matches!(config.db, crate::store::StoreLocation::Sqlite(_)) {
+            // The store answers GET /v1/tasks/{id} for tasks the controller
+            // let go of, so past `tasks_kept` a finished task need not stay
+            // in memory for `tasks_min_age` (an hour: under load the table
+            // grew by ~2 000 tasks a second, without bound). It stays long
+            // enough for its batch to be committed.
+            limits.tasks_min_age = limits.tasks_min_age.min(STORED_TASK_MIN_AGE);
+        }
         let controller = tokio::task::spawn_blocking(move || Controller::start(limits, engines))
             .await
             .map_err(|e| Error::Internal(format!("engine start-up panicked: {e}")))??;
@@ -389,6 +404,7 @@ impl Server {
             shutdown: Notify::new(),
             fault_injection: config.fault_injection,
         });
+        let trimmer = trim::spawn(state.metrics.clone());
         let info = ConnectionInfo {
             url: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             token: state.token.clone(),
@@ -417,7 +433,7 @@ impl Server {
         connection::write(&config.connection_file, &info)
             .map_err(|e| Error::BadRequest(format!("cannot write the connection file {}: {e}", config.connection_file.display())))?;
         tracing::info!(url = info.url, engines, db = %state.store.describe(), file = %config.connection_file.display(), "wasmpar is ready");
-        Ok(Server { info, state, serve, connection_file: config.connection_file, snapshots })
+        Ok(Server { info, state, serve, connection_file: config.connection_file, snapshots, trimmer })
     }
 
     /// Ask the server to stop (as `POST /v1/shutdown` does).
@@ -429,6 +445,7 @@ impl Server {
     pub async fn wait(self) -> Result<()> {
         let outcome = self.serve.await;
         self.snapshots.abort();
+        self.trimmer.abort();
         let _ = std::fs::remove_file(&self.connection_file);
         self.state.controller.shutdown_engines();
         // Commit what the store holds before the process ends.

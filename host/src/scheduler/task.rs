@@ -373,3 +373,45 @@ impl TaskTable {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(table: &TaskTable) -> Arc<TaskRecord> {
+        let t = table.record(Op::Apply, "seed", "identity", 1, vec![0]);
+        t.finish(Ok(Json::Null), Vec::new());
+        t
+    }
+
+    #[test]
+    fn insert_stays_cheap_when_every_held_task_is_too_young_to_evict() {
+        // 20 000 young tasks over a bound of 10: a full scan per insert took
+        // seconds here (and ~2 ms per apply in a server); 64 looks take ms.
+        let table = TaskTable::new(10, Duration::from_secs(3600), usize::MAX);
+        let started = Instant::now();
+        for _ in 0..20_000 {
+            table.insert(finished(&table));
+        }
+        let took = started.elapsed();
+        assert_eq!(table.len(), 20_000, "young tasks are kept");
+        assert!(took < Duration::from_millis(1500), "20 000 inserts took {took:?}");
+    }
+
+    #[test]
+    fn insert_still_evicts_finished_tasks_behind_running_ones() {
+        let table = TaskTable::new(10, Duration::ZERO, usize::MAX);
+        let running: Vec<_> = (0..3000)
+            .map(|_| {
+                let t = table.record(Op::Apply, "seed", "identity", 1, vec![0]);
+                table.insert(t.clone());
+                t
+            })
+            .collect();
+        for _ in 0..3000 {
+            table.insert(finished(&table));
+        }
+        assert!(table.len() <= running.len() + 10 + EVICTION_SCAN, "{} held", table.len());
+        assert!(running.iter().all(|t| table.get(&t.id).is_some()), "running tasks are never evicted");
+    }
+}

@@ -5,6 +5,9 @@
 //!   has nothing to wait for.
 //! - Positions (`seq`) grow with each new id and are never reused, so
 //!   cursors behave as SQLite's do.
+//! - Views are kept as JSON text, parsed when read: what a record weighs for
+//!   `--retain-mib` is then what it holds in memory (as `serde_json::Value`
+//!   trees, 8 MiB of views took ~80 MiB), and a put does not build a tree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,11 +19,29 @@ use super::query::encode_cursor;
 use super::{Retention, StoreStats, StoredTask, TaskPage, TaskQuery, TaskSource, TaskStore};
 use crate::Result;
 
+struct Row {
+    task: StoredTask,
+    view: Box<str>,
+    weight: u64,
+}
+
+impl Row {
+    /// The record with its view parsed back (or `Null` when not wanted).
+    fn read(&self, with_view: bool) -> StoredTask {
+        let mut task = self.task.clone();
+        if with_view {
+            task.view = serde_json::from_str(&self.view).unwrap_or(serde_json::Value::Null);
+        }
+        task
+    }
+}
+
 #[derive(Default)]
 struct Rows {
     seq_of: HashMap<String, u64>,
-    /// By position; each with its weight in bytes.
-    rows: BTreeMap<u64, (StoredTask, u64)>,
+    /// By position: the record (its `view` `Null`), its view as JSON text,
+    /// and its weight in bytes.
+    rows: BTreeMap<u64, Row>,
     next: u64,
     bytes: u64,
 }
@@ -42,38 +63,9 @@ impl MemoryStore {
     pub fn with_retention(bounds: Retention) -> Self {
         MemoryStore { rows: Mutex::default(), bounds: Some(bounds) }
     }
-}
 
-fn weigh(task: &StoredTask) -> u64 {
-    task.weight(serde_json::to_string(&task.view).map_or(0, |s| s.len()))
-}
-
-impl Rows {
-    fn remove(&mut self, seq: u64) {
-        if let Some((task, w)) = self.rows.remove(&seq) {
-            self.seq_of.remove(&task.id);
-            self.bytes -= w;
-        }
-    }
-
-    /// Remove the oldest finished rows for which `stop` says go on.
-    fn remove_oldest_finished(&mut self, mut more: impl FnMut(&Rows) -> bool) -> u64 {
-        let candidates: Vec<u64> = self.rows.iter().filter(|(_, (t, _))| t.status.is_finished()).map(|(s, _)| *s).collect();
-        let mut n = 0;
-        for seq in candidates {
-            if !more(self) {
-                break;
-            }
-            self.remove(seq);
-            n += 1;
-        }
-        n
-    }
-}
-
-impl TaskStore for MemoryStore {
-    fn put(&self, task: StoredTask) {
-        let w = weigh(&task);
+    fn insert(&self, task: StoredTask, view: String) {
+        let w = task.weight(view.len());
         let mut r = self.rows.lock();
         let seq = match r.seq_of.get(&task.id) {
             Some(&seq) => seq,
@@ -84,8 +76,8 @@ impl TaskStore for MemoryStore {
                 seq
             }
         };
-        if let Some((_, old)) = r.rows.insert(seq, (task, w)) {
-            r.bytes -= old;
+        if let Some(old) = r.rows.insert(seq, Row { task, view: view.into_boxed_str(), weight: w }) {
+            r.bytes -= old.weight;
         }
         r.bytes += w;
         if let Some(b) = &self.bounds {
@@ -101,28 +93,56 @@ impl TaskStore for MemoryStore {
             }
         }
     }
+}
+
+impl Rows {
+    fn remove(&mut self, seq: u64) {
+        if let Some(row) = self.rows.remove(&seq) {
+            self.seq_of.remove(&row.task.id);
+            self.bytes -= row.weight;
+        }
+    }
+
+    /// Remove the oldest finished rows for which `stop` says go on.
+    fn remove_oldest_finished(&mut self, mut more: impl FnMut(&Rows) -> bool) -> u64 {
+        let candidates: Vec<u64> = self.rows.iter().filter(|(_, row)| row.task.status.is_finished()).map(|(s, _)| *s).collect();
+        let mut n = 0;
+        for seq in candidates {
+            if !more(self) {
+                break;
+            }
+            self.remove(seq);
+            n += 1;
+        }
+        n
+    }
+}
+
+impl TaskStore for MemoryStore {
+    fn put(&self, mut task: StoredTask) {
+        let view = serde_json::to_string(&task.view).unwrap_or_else(|_| "null".into());
+        task.view = serde_json::Value::Null;
+        self.insert(task, view);
+    }
 
     fn put_lazy(&self, source: Arc<dyn TaskSource>) {
-        self.put(source.stored());
+        let (task, view) = source.stored_text();
+        self.insert(task, view);
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredTask>> {
         let r = self.rows.lock();
-        Ok(r.seq_of.get(id).and_then(|seq| r.rows.get(seq)).map(|(t, _)| t.clone()))
+        Ok(r.seq_of.get(id).and_then(|seq| r.rows.get(seq)).map(|row| row.read(true)))
     }
 
     fn query(&self, q: &TaskQuery) -> Result<TaskPage> {
         let r = self.rows.lock();
         let upper = q.before_seq.unwrap_or(u64::MAX);
-        let mut hits = r.rows.range(..upper).rev().filter(|(_, (t, _))| q.matches(t));
+        let mut hits = r.rows.range(..upper).rev().filter(|(_, row)| q.matches(&row.task));
         let mut tasks = Vec::new();
         let mut last = None;
-        for (seq, (t, _)) in hits.by_ref().take(q.limit) {
-            let mut t = t.clone();
-            if !q.include_view {
-                t.view = serde_json::Value::Null;
-            }
-            tasks.push(t);
+        for (seq, row) in hits.by_ref().take(q.limit) {
+            tasks.push(row.read(q.include_view));
             last = Some(*seq);
         }
         let next_cursor = match (hits.next(), last) {
@@ -137,7 +157,7 @@ impl TaskStore for MemoryStore {
         let old: Vec<u64> = r
             .rows
             .iter()
-            .filter(|(_, (t, _))| t.status.is_finished() && t.completed.is_some_and(|c| c < before))
+            .filter(|(_, row)| row.task.status.is_finished() && row.task.completed.is_some_and(|c| c < before))
             .map(|(s, _)| *s)
             .collect();
         for seq in &old {

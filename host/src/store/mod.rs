@@ -169,6 +169,16 @@ impl StoredTask {
 pub trait TaskSource: Send + Sync {
     fn task_id(&self) -> String;
     fn stored(&self) -> StoredTask;
+    /// The record with `view` left `Null`, and the view as JSON text: what
+    /// the SQLite writer stores. A source holding a typed view serializes it
+    /// straight to text, without building a `serde_json::Value` tree first
+    /// (a 100 000-item result is 100 000 allocations fewer per task).
+    fn stored_text(&self) -> (StoredTask, String) {
+        let mut task = self.stored();
+        let text = serde_json::to_string(&task.view).unwrap_or_else(|_| "null".into());
+        task.view = Json::Null;
+        (task, text)
+    }
 }
 
 /// How much history to keep. Each bound is optional (`None` = unbounded);

@@ -34,6 +34,12 @@ use super::query::encode_cursor;
 use super::{Retention, StoreStats, StoredError, StoredProgress, StoredStatus, StoredTask, TaskPage, TaskQuery, TaskSource, TaskStore};
 use crate::{Error, Result};
 
+/// Each connection's page cache, in KiB (`PRAGMA cache_size = -N`): SQLite's
+/// own default, stated, because it is the store's share of the controller's
+/// memory — two connections, 4 MiB in all, whatever the file's size. Reads
+/// beyond it come from the OS's file cache, not the process's.
+const CACHE_KIB: u32 = 2048;
+
 /// The schema's version, in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -166,7 +172,9 @@ impl SqliteStore {
         }
         let reader =
             Connection::open(&path).map_err(|e| Error::BadRequest(format!("cannot open the task store {}: {e}", path.display())))?;
-        reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;").map_err(db_err(&path, "setting up the reader"))?;
+        reader
+            .execute_batch(&format!("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA cache_size = -{CACHE_KIB};"))
+            .map_err(db_err(&path, "setting up the reader"))?;
 
         let (tx, rx) = crossbeam_channel::unbounded();
         let backlog = Arc::new(AtomicU64::new(0));
@@ -235,12 +243,13 @@ impl Drop for SqliteStore {
 
 fn prepare_writer(conn: &Connection, path: &Path) -> Result<()> {
     // auto_vacuum must be chosen before the first table exists.
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA busy_timeout = 5000;
          PRAGMA auto_vacuum = INCREMENTAL;
          PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;",
-    )
+         PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -{CACHE_KIB};"
+    ))
     .map_err(|e| Error::BadRequest(format!("{} is not a usable SQLite task store: {e}", path.display())))?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err(path, "reading the version"))?;
     if version > SCHEMA_VERSION {
@@ -274,7 +283,11 @@ fn mark_lost(conn: &mut Connection, path: &Path) -> Result<u64> {
 }
 
 fn upsert(conn: &Connection, t: &StoredTask) -> rusqlite::Result<()> {
-    let view = serde_json::to_string(&t.view).unwrap_or_else(|_| "null".into());
+    upsert_text(conn, t, &serde_json::to_string(&t.view).unwrap_or_else(|_| "null".into()))
+}
+
+/// As `upsert`, with the view already JSON text (`t.view` is not read).
+fn upsert_text(conn: &Connection, t: &StoredTask, view: &str) -> rusqlite::Result<()> {
     let targets = serde_json::to_string(&t.targets).unwrap_or_else(|_| "null".into());
     let engines = serde_json::to_string(&t.engines).unwrap_or_else(|_| "[]".into());
     let bytes = t.weight(view.len()) as i64;
@@ -497,7 +510,10 @@ impl Writer {
             for record in &records {
                 match record {
                     Pending::Ready(task) => upsert(&tx, task)?,
-                    Pending::Lazy(source) => upsert(&tx, &source.stored())?,
+                    Pending::Lazy(source) => {
+                        let (task, view) = source.stored_text();
+                        upsert_text(&tx, &task, &view)?
+                    }
                 }
             }
             tx.commit()
