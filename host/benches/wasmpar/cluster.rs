@@ -15,7 +15,6 @@ pub struct Cluster {
     conn: PathBuf,
     pub url: String,
     pub token: String,
-    pub pid: u32,
     engines: Vec<Child>,
     pub client: reqwest::blocking::Client,
 }
@@ -54,7 +53,7 @@ impl Cluster {
             );
         }
         let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build().expect("http client");
-        let c = Cluster { conn, url: info.url, token: info.token, pid: info.pid, engines, client };
+        let c = Cluster { conn, url: info.url, token: info.token, engines, client };
         let want = local + remote;
         let deadline = Instant::now() + Duration::from_secs(60);
         while c.get("/v1/engines")["engines"].as_array().map_or(0, Vec::len) < want {
