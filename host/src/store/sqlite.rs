@@ -6,7 +6,9 @@
 //!   purges, retention, marking lost) goes through its channel, in order.
 //! - `put` only sends on an unbounded channel. The writer gathers what
 //!   arrives for up to `batch_window` (or `batch_max` records), keeps the
-//!   last record of each id, and commits them in one transaction.
+//!   last record of each id, and commits them in one transaction. While it
+//!   gathers it is parked, not waiting on the channel, so a put wakes no
+//!   thread; only the first put of a batch does.
 //! - `synchronous = NORMAL` in WAL mode: a committed batch survives the
 //!   process being killed (SIGKILL), so a crash loses at most the batch
 //!   being gathered — `batch_window` of puts. Only an OS crash or power loss
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
@@ -39,6 +41,11 @@ use crate::{Error, Result};
 /// memory — two connections, 4 MiB in all, whatever the file's size. Reads
 /// beyond it come from the OS's file cache, not the process's.
 const CACHE_KIB: u32 = 2048;
+
+/// How often a gathering writer looks at its channel: ≤ 10 wake-ups per
+/// 50 ms window whatever the load, and a batch overshoots `batch_max` by at
+/// most what arrives in this long.
+const PARK_STEP: Duration = Duration::from_millis(5);
 
 /// The schema's version, in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -210,11 +217,19 @@ impl SqliteStore {
         sent
     }
 
+    /// End the writer's gathering now (puts leave it parked until its window ends).
+    fn wake_writer(&self) {
+        if let Some(writer) = &self.writer {
+            writer.thread().unpark();
+        }
+    }
+
     fn ask<T>(&self, make: impl FnOnce(Sender<Result<T, String>>) -> Command) -> Result<T> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         if !self.send(make(reply)) {
             return Err(Error::Internal(format!("the task store {} has stopped writing", self.path.display())));
         }
+        self.wake_writer();
         match answer.recv() {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Error::Internal(format!("task store {}: {e}", self.path.display()))),
@@ -233,6 +248,7 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Closing the channel makes the writer commit what it has and stop.
         self.tx = None;
+        self.wake_writer();
         if let Some(writer) = self.writer.take() {
             if writer.join().is_err() {
                 tracing::error!(db = %self.path.display(), "the task store's writer panicked");
@@ -463,10 +479,20 @@ impl Writer {
             let deadline = Instant::now() + self.options.batch_window;
             let mut closed = false;
             while after.is_none() && batch.flushes.is_empty() && batch.records.len() < self.options.batch_max {
-                match self.rx.recv_deadline(deadline) {
+                match self.rx.try_recv() {
                     Ok(c) => after = self.take(c, &mut batch),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
+                    Err(TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        // Parked rather than blocked on the channel: a put
+                        // then wakes nobody (no futex call, no context
+                        // switch per task); flushes and questions unpark us.
+                        // Looks every PARK_STEP, to see `batch_max` reached.
+                        std::thread::park_timeout((deadline - now).min(PARK_STEP));
+                    }
+                    Err(TryRecvError::Disconnected) => {
                         closed = true;
                         break;
                     }
