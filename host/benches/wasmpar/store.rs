@@ -108,11 +108,11 @@ fn p50(xs: &mut [Duration]) -> f64 {
     percentile_us(xs, 0.5)
 }
 
-/// Both servers, started in the order given.
+/// Both servers, started in an order that alternates with the session.
 fn start_pair(dir: &Path, session: usize, db: &Path) -> (Cluster, Cluster) {
     let off = || Cluster::start_with(dir, &format!("store-off-{session}"), 2, 0, &["--db".as_ref(), "none".as_ref()]);
     let on = || Cluster::start_with(dir, &format!("store-on-{session}"), 2, 0, &["--db".as_ref(), db.as_os_str()]);
-    let (off, on) = if session % 2 == 0 {
+    let (off, on) = if session.is_multiple_of(2) {
         let off = off();
         (off, on())
     } else {
@@ -146,7 +146,7 @@ pub fn rows(t: &mut Table, dir: &Path) {
         let marks = [f_off.apply_one.len(), f_on.apply_one.len()];
         for b in 0..BLOCKS / SESSIONS {
             // Alternate who goes first, so neither always follows the other.
-            let order = if b % 2 == 0 { [(&off, &mut f_off), (&on, &mut f_on)] } else { [(&on, &mut f_on), (&off, &mut f_off)] };
+            let order = if b.is_multiple_of(2) { [(&off, &mut f_off), (&on, &mut f_on)] } else { [(&on, &mut f_on), (&off, &mut f_off)] };
             for (c, f) in order {
                 apply_block(c, &json!(0), &mut f.apply_one);
                 apply_block(c, &json!("all"), &mut f.apply_all);
@@ -154,7 +154,7 @@ pub fn rows(t: &mut Table, dir: &Path) {
         }
         for turn in 0..TURNS / SESSIONS {
             for (body, pick) in [(&c1, 0), (&auto, 1)] {
-                let order = if turn % 2 == 0 {
+                let order = if turn.is_multiple_of(2) {
                     [(&off, &mut f_off, &on), (&on, &mut f_on, &off)]
                 } else {
                     [(&on, &mut f_on, &off), (&off, &mut f_off, &on)]

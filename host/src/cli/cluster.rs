@@ -75,7 +75,8 @@ pub struct StartArgs {
     /// Finished tasks kept for later GETs (each at least --tasks-min-age-s).
     #[arg(long, default_value_t = 10_000)]
     pub tasks_kept: usize,
-    /// Seconds a finished task is kept at least.
+    /// Seconds a finished task is kept at least (with an SQLite store at
+    /// most 2: the store answers it from then on).
     #[arg(long, default_value_t = 3600)]
     pub tasks_min_age_s: u64,
     /// MiB of results finished tasks may hold in all (oldest evicted first).
