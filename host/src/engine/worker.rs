@@ -331,14 +331,13 @@ impl Worker {
         for (arg, (pname, ty)) in args.into_iter().zip(&f.params) {
             match arg {
                 Arg::Val(v) => vals.push(v),
-                Arg::Row(array, row) => {
-                    let stride: usize = array.shape[1..].iter().product();
-                    let mut offset = row * stride;
-                    match crate::value::array_to_val(ty, &array, &array.shape[1..], &mut offset, pname) {
-                        Ok(v) => vals.push(v),
-                        Err(e) => return Err(self.failure(&component.name, &f.name, FailureCause::Argument, e.to_string(), String::new())),
+                Arg::Row(..) | Arg::Rows(..) => match arg.array_val(ty, pname) {
+                    Some(Ok(v)) => vals.push(v),
+                    Some(Err(e)) => {
+                        return Err(self.failure(&component.name, &f.name, FailureCause::Argument, e.to_string(), String::new()))
                     }
-                }
+                    None => {}
+                },
                 Arg::Ref(name) => {
                     let ns = &self.store.data().namespace;
                     let converted = match ns.get(&name) {
