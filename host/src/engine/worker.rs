@@ -305,9 +305,25 @@ impl Worker {
         // Looked up once per batch: a batch stops at its first failure, and
         // only a failure replaces the store (and so the instance).
         let func = self.func_for(component, f)?;
+        // Array kernels skip `Val`s where their arguments allow (engine/typed.rs).
+        let typed_shape = super::typed::shape(&f.params, &f.results);
         for args in calls {
             if control.is_cancelled() {
                 return Err(self.failure(&component.name, &f.name, FailureCause::Cancelled, "cancelled".into(), String::new()));
+            }
+            if let Some((kinds, dtype)) = &typed_shape {
+                if let Some(typed_args) = super::typed::typed_args(kinds, &args) {
+                    self.arm_limits(timeout);
+                    match super::typed::call(func, &mut self.store, typed_args, *dtype, encoding) {
+                        Ok(Some(json)) => {
+                            out.push(json);
+                            control.done.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(self.after_trap(component, f, e, timeout)),
+                    }
+                }
             }
             let vals = self.resolve_args(component, f, args)?;
             self.call_one(component, f, func, &vals, &mut results, timeout)?;

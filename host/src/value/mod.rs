@@ -401,7 +401,8 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
     }
 }
 
-fn numeric_dtype(ty: &Type) -> Option<Dtype> {
+/// The dtype whose items are exactly values of `ty`, if any.
+pub fn numeric_dtype(ty: &Type) -> Option<Dtype> {
     Some(match ty {
         Type::Float64 => Dtype::F64,
         Type::Float32 => Dtype::F32,
