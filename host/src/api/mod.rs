@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod metrics;
+mod push_body;
 mod routes;
 pub mod tls;
 pub mod wire;
