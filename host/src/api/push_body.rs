@@ -23,7 +23,9 @@ use serde_json::{Map, Value as Json};
 use crate::engine::NsValue;
 use crate::scheduler::Targets;
 
+/// Unknown fields are refused, as `PushRequest` refuses them.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PushBody<'a> {
     #[serde(default)]
     pub targets: Targets,
@@ -204,6 +206,7 @@ mod tests {
             "k": {"dtype": "int64", "data": "AQAAAAAAAAA="}
         }}"#;
         let parsed: PushBody = serde_json::from_slice(body).expect("parses");
+        assert!(serde_json::from_slice::<PushBody>(br#"{"values": {"a": 1}, "other": 2}"#).is_err(), "unknown fields are refused");
         assert!(matches!(&parsed.values["g"], PushItem::Form { data: Cow::Borrowed(_), .. }));
         let plain: serde_json::Value = serde_json::from_slice(body).expect("json");
         for (name, got) in parsed.into_values() {
