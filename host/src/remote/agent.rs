@@ -60,6 +60,7 @@ pub enum AgentEnd {
 
 /// Run until the controller has been unreachable for `grace`, or it refuses us.
 pub async fn run(config: AgentConfig) -> Result<AgentEnd> {
+    crate::trim::start();
     let n = config.engines;
     let limits = config.limits.clone();
     let pool = tokio::task::spawn_blocking(move || -> Result<Arc<EnginePool>> { EnginePool::start(Runtime::new(limits)?, n) })
