@@ -18,6 +18,7 @@ pub mod remote;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
+pub mod trim;
 pub mod value;
 pub mod wire;
 

@@ -177,6 +177,29 @@ fn mandelbrot_in_parallel_equals_serial() {
     // @parallel: one chunk per engine through mandel-chunk (snake_case kwarg accepted).
     let r = s.ok(json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "sequences": [xs, ys], "kwargs": {"max_iters": 80}}));
     assert_eq!(as_u32(&r), serial);
+    // The same with array forms in (the typed path: no `Val` per element,
+    // engine/typed.rs), the result as JSON numbers and as an array form.
+    let form = |v: &[f64]| {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        json!({"dtype": "float64", "shape": [v.len()], "data": base64::engine::general_purpose::STANDARD.encode(bytes)})
+    };
+    let spec = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "sequences": [form(&xs), form(&ys)], "kwargs": {"max-iters": 80}});
+    assert_eq!(as_u32(&s.ok(spec.clone())), serial);
+    let mut as_array = spec;
+    as_array["result_encoding"] = json!("array");
+    let r = s.ok(as_array);
+    assert_eq!((&r["dtype"], &r["shape"]), (&json!("uint32"), &json!([60_000])), "{}", r["dtype"]);
+    let bytes = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().expect("data")).expect("base64");
+    assert_eq!(bytes.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<u32>>(), serial);
+    // Rows of a 2-D array, one call each (typed), beside the same as JSON lists (`Val`s).
+    let rows: Vec<i64> = (0..12).map(|i| i * 1_000_000_007 - 5).collect();
+    let bytes: Vec<u8> = rows.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let grid = json!({"dtype": "int64", "shape": [3, 4], "data": base64::engine::general_purpose::STANDARD.encode(bytes)});
+    let typed = s.ok(json!({"op": "map", "component": "seed", "function": "echo-chunk", "sequences": [grid]}));
+    let lists: Vec<Vec<i64>> = rows.chunks(4).map(<[i64]>::to_vec).collect();
+    let plain = s.ok(json!({"op": "map", "component": "seed", "function": "echo-chunk", "sequences": [lists]}));
+    assert_eq!(typed, plain);
+    assert_eq!(typed, json!(lists));
     // The image, through display.
     let t = s.task(json!({"op": "apply", "component": "mandelbrot", "function": "render", "args": [120, 80, 40], "targets": 0}));
     let png = base64::engine::general_purpose::STANDARD.decode(t["outputs"][0]["images"][0].as_str().expect("an image")).expect("base64");

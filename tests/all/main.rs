@@ -7,6 +7,7 @@ mod dependencies;
 mod guests;
 mod history;
 mod launchers;
+mod memory;
 mod props;
 mod remote;
 mod results;

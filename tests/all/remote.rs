@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{json, Value as Json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasmpar");
@@ -267,6 +268,15 @@ fn grouped_batches_and_staged_arrays_over_remote_engines() {
     assert_eq!(t["status"], "failed", "{t}");
     assert_eq!(t["error"]["kind"], "RemoteError", "{}", t["error"]);
     assert_eq!(t["error"]["errors"].as_array().map(Vec::len), Some(1), "{}", t["error"]);
+    // Array-form chunks travel as slices of their bytes: of exactly the
+    // element type (typed on the engine) or another that converts (int32 → s64).
+    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let xs: Vec<i64> = (0..1000).map(|i| i * 3 - 700).collect();
+    let i64s = json!({"dtype": "int64", "shape": [1000], "data": b64(xs.iter().flat_map(|x| x.to_le_bytes()).collect())});
+    let i32s = json!({"dtype": "int32", "shape": [1000], "data": b64(xs.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect())});
+    let doubled: Vec<i64> = xs.iter().map(|x| 2 * x).collect();
+    assert_eq!(c.ok(json!({"op": "parallel", "component": "seed", "function": "add-chunks", "sequences": [i64s, i64s]})), json!(doubled));
+    assert_eq!(c.ok(json!({"op": "parallel", "component": "seed", "function": "add-chunks", "sequences": [i32s, i64s]})), json!(doubled));
     // Staged pushes: 1 MB of float64 and 400 kB of int64, read by a call and pulled back exactly.
     let xs: Vec<f64> = (0..131_072).map(|i| i as f64 * 0.25 - 7.0).collect();
     let raw: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();

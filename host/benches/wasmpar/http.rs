@@ -114,7 +114,27 @@ pub fn rows(t: &mut Table, dir: &Path) {
     check(&v);
     let (t_one, v) = median_of(5, || http.task(&chunked_one));
     check(&v);
+    // As issue 16 measures it: array forms in and out, the answer decoded.
+    let arrays = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk",
+                        "sequences": [array_form(&xs, &[xs.len()]), array_form(&ys, &[ys.len()])],
+                        "kwargs": {"max-iters": 80}, "result_encoding": "array"});
+    let (t_arrays, ()) = median_of(15, || {
+        let t0 = Instant::now();
+        let (_, v) = http.task(&arrays);
+        let data = base64::engine::general_purpose::STANDARD.decode(v["result"]["data"].as_str().unwrap_or("")).expect("base64");
+        let got: Vec<u32> = data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let took = t0.elapsed();
+        assert_eq!(got, expected, "the tutorial's counts, as an array");
+        (took, ())
+    });
     t.add(format!("elementwise map of mandel (60 000 calls), {n} engines"), ms(t_map), "ms", None, "median of 5; IPython: 886 ms serial");
+    t.add(
+        format!("parallel mandel-chunk, array forms in and out, {n} engines"),
+        ms(t_arrays),
+        "ms",
+        None,
+        "median of 15; request to decoded answer (issue 16: 50x IPython's 212 ms = 4.2 ms)",
+    );
     t.add(format!("parallel mandel-chunk, {n} engines"), ms(t_par), "ms", None, "median of 5; IPython @parallel, 8 engines: 238 ms");
     t.add("parallel mandel-chunk, 1 engine", ms(t_one), "ms", None, "median of 5");
 

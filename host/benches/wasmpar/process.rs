@@ -51,9 +51,14 @@ impl Daemon {
     }
 
     fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    /// A memory line of `/proc/<pid>/status` (VmRSS, VmHWM: the peak), in MiB.
+    fn status_mib(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+            .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
             .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
@@ -154,6 +159,61 @@ pub fn rows(t: &mut Table, dir: &Path, cache: &Path) {
         "MiB",
         None,
         format!("-n 1 {live1:.1} MiB, -n 8 {live8:.1} MiB"),
+    );
+
+    // Issue 16, item 4: a map of 10 million small items (a ~20 MB body).
+    t.section("a balanced map of 10 million small items (seed/identity, one ~20 MB request)");
+    let d = Daemon::start(2, dir, cache);
+    d.upload(&client, "seed", &seed);
+    d.touch_all(&client);
+    settle();
+    let before = d.rss_mib();
+    let n = 10_000_000usize;
+    let mut body = String::with_capacity(2 * n + 200);
+    body.push_str(r#"{"op": "map", "component": "seed", "function": "identity", "targets": "balanced", "block": true, "sequences": [["#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push(char::from(b'0' + (i % 10) as u8));
+    }
+    body.push_str("]]}");
+    let body_mb = body.len() as f64 / 1e6;
+    let t0 = Instant::now();
+    let r = client
+        .post(format!("{}/v1/tasks", d.url))
+        .bearer_auth(&d.token)
+        .header("content-type", "application/json")
+        .timeout(Duration::from_secs(600))
+        .body(body)
+        .send()
+        .expect("map");
+    let answer = r.bytes().expect("answer");
+    let took = t0.elapsed();
+    let v: Json = serde_json::from_slice(&answer).expect("json");
+    assert_eq!(v["status"], "done", "{}", v["error"]);
+    assert_eq!(v["result"].as_array().map(Vec::len), Some(n));
+    assert_eq!(v["result"][n - 1], json!((n - 1) % 10));
+    drop(v);
+    settle();
+    let peak = d.status_mib("VmHWM:");
+    let after = d.rss_mib();
+    d.stop();
+    let per_item = |mib: f64| mib * 1024.0 * 1024.0 / n as f64;
+    t.add("  request to answer", ms(took), "ms", None, format!("{body_mb:.1} MB body"));
+    t.add(
+        "peak server memory per item (VmHWM - RSS before)",
+        per_item(peak - before),
+        "B/item",
+        Some(Target::AtMost(50.0)),
+        format!("RSS before {before:.0} MiB, peak {peak:.0} MiB"),
+    );
+    t.add(
+        "held after the answer was delivered, per item (RSS after - before)",
+        per_item(after - before),
+        "B/item",
+        None,
+        format!("RSS after {after:.0} MiB"),
     );
 
     t.section("component upload into a new process (compiled artifact on disk)");

@@ -56,7 +56,7 @@ fn measure(c: &Cluster) -> Figures {
     let mut expected = Vec::new();
     crate::kernel::mandel_chunk(&xs, &ys, 80, &mut expected);
     let spec = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "sequences": [xs, ys], "kwargs": {"max-iters": 80}});
-    let (t_mandel, v) = median_of(5, || c.task(&spec));
+    let (t_mandel, v) = median_of(9, || c.task(&spec));
     let got: Vec<u32> = v["result"].as_array().expect("list").iter().map(|x| x.as_u64().unwrap_or(0) as u32).collect();
     assert_eq!(got, expected, "the tutorial's counts");
     Figures { apply_p50_us, tiny_rate: 1e5 / t_tiny.as_secs_f64(), push_mb_s, mandel_ms: ms(t_mandel) }
@@ -78,7 +78,7 @@ pub fn rows(t: &mut Table, dir: &Path) {
     );
     t.add("raw push of 80 MB to 2 engines, in-process", local.push_mb_s, "MB/s", None, "aggregate, median of 3");
     t.add("raw push of 80 MB to 2 engines, remote", remote.push_mb_s, "MB/s", Some(Target::AtLeast(1000.0)), "aggregate, median of 3");
-    t.add("tutorial Mandelbrot (@parallel mandel-chunk), in-process", local.mandel_ms, "ms", None, "median of 5");
+    t.add("tutorial Mandelbrot (@parallel mandel-chunk), in-process", local.mandel_ms, "ms", None, "median of 9");
     t.add(
         "tutorial Mandelbrot, remote",
         remote.mandel_ms,

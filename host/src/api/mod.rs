@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod metrics;
+mod push_body;
 mod routes;
 pub mod tls;
 mod trim;
@@ -339,6 +340,7 @@ pub struct Server {
 impl Server {
     /// Start engines, bind, write the connection file; returns when ready.
     pub async fn start(config: ServerConfig) -> Result<Server> {
+        crate::trim::start();
         // Before any engine starts: a bad certificate or a refused address fails at once.
         let tls = match &config.tls {
             Some(source) => Some(tls::server_config(source, &config.connection_file, config.listen)?),

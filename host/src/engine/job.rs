@@ -53,6 +53,27 @@ pub enum Arg {
     /// the call (in parallel, not on the controller). Only used where the
     /// conversion cannot fail, so no type error is found late.
     Row(Arc<crate::value::ArrayForm>, usize),
+    /// Rows `range` of an array-form sequence as one list (a `parallel`
+    /// chunk), converted as `Row` is.
+    Rows(Arc<crate::value::ArrayForm>, std::ops::Range<usize>),
+}
+
+impl Arg {
+    /// The value of a `Row` or `Rows` argument as type `ty` (`None` for
+    /// the other kinds).
+    pub fn array_val(&self, ty: &wasmtime::component::types::Type, path: &str) -> Option<Result<Val, crate::value::ConvertError>> {
+        let (a, dims, first) = match self {
+            Arg::Row(a, row) => (a, a.shape[1..].to_vec(), *row),
+            Arg::Rows(a, rows) => {
+                let mut dims = a.shape.clone();
+                dims[0] = rows.len();
+                (a, dims, rows.start)
+            }
+            Arg::Val(_) | Arg::Ref(_) => return None,
+        };
+        let mut offset = first * a.shape[1..].iter().product::<usize>();
+        Some(crate::value::array_to_val(ty, a, &dims, &mut offset, path))
+    }
 }
 
 /// The results of a batch of calls on one engine; stops at the first failure.

@@ -25,6 +25,7 @@ pub mod namespace;
 pub mod output;
 mod pool;
 pub mod python;
+mod typed;
 mod worker;
 
 pub use info::{hostname, EngineInfo, EngineStatus, Placement};

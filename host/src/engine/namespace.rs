@@ -195,6 +195,24 @@ impl NsValue {
         })
     }
 
+    /// The value of an object whose `data` field was held apart as text
+    /// (`fields` are the others): exactly what [`NsValue::from_json`] gives
+    /// for the whole object, without copying a float64 form's base64.
+    pub fn from_form_parts(mut fields: serde_json::Map<String, Json>, data: std::borrow::Cow<'_, str>) -> Result<NsValue, String> {
+        match ArrayForm::f64_from_parts(&fields, &data) {
+            Some(Ok((shape, data))) => Ok(match shape.len() {
+                0 => NsValue::Float(data.first().copied().unwrap_or(f64::NAN)),
+                1 => NsValue::FloatList(Arc::new(data)),
+                _ => NsValue::FloatArray { shape, data: Arc::new(data) },
+            }),
+            Some(Err(msg)) => Err(msg),
+            None => {
+                fields.insert("data".into(), Json::String(data.into_owned()));
+                NsValue::from_json(&Json::Object(fields))
+            }
+        }
+    }
+
     fn from_json_object(v: &Json, obj: &serde_json::Map<String, Json>) -> Result<NsValue, String> {
         Ok(match ArrayForm::from_json(obj) {
             Some(Ok(a)) => NsValue::from_array(a),

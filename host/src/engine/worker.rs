@@ -305,9 +305,25 @@ impl Worker {
         // Looked up once per batch: a batch stops at its first failure, and
         // only a failure replaces the store (and so the instance).
         let func = self.func_for(component, f)?;
+        // Array kernels skip `Val`s where their arguments allow (engine/typed.rs).
+        let typed_shape = super::typed::shape(&f.params, &f.results);
         for args in calls {
             if control.is_cancelled() {
                 return Err(self.failure(&component.name, &f.name, FailureCause::Cancelled, "cancelled".into(), String::new()));
+            }
+            if let Some((kinds, dtype)) = &typed_shape {
+                if let Some(typed_args) = super::typed::typed_args(kinds, &args) {
+                    self.arm_limits(timeout);
+                    match super::typed::call(func, &mut self.store, typed_args, *dtype, encoding) {
+                        Ok(Some(json)) => {
+                            out.push(json);
+                            control.done.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(self.after_trap(component, f, e, timeout)),
+                    }
+                }
             }
             let vals = self.resolve_args(component, f, args)?;
             self.call_one(component, f, func, &vals, &mut results, timeout)?;
@@ -331,14 +347,13 @@ impl Worker {
         for (arg, (pname, ty)) in args.into_iter().zip(&f.params) {
             match arg {
                 Arg::Val(v) => vals.push(v),
-                Arg::Row(array, row) => {
-                    let stride: usize = array.shape[1..].iter().product();
-                    let mut offset = row * stride;
-                    match crate::value::array_to_val(ty, &array, &array.shape[1..], &mut offset, pname) {
-                        Ok(v) => vals.push(v),
-                        Err(e) => return Err(self.failure(&component.name, &f.name, FailureCause::Argument, e.to_string(), String::new())),
+                Arg::Row(..) | Arg::Rows(..) => match arg.array_val(ty, pname) {
+                    Some(Ok(v)) => vals.push(v),
+                    Some(Err(e)) => {
+                        return Err(self.failure(&component.name, &f.name, FailureCause::Argument, e.to_string(), String::new()))
                     }
-                }
+                    None => {}
+                },
                 Arg::Ref(name) => {
                     let ns = &self.store.data().namespace;
                     let converted = match ns.get(&name) {

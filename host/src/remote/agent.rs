@@ -29,8 +29,9 @@ use tokio_tungstenite::tungstenite::Message;
 use super::protocol::{BatchAnswer, ComponentRef, FromEngine, ToEngine, PROTOCOL};
 use crate::engine::{hostname, Arg, BalancedWork, CallSpec, EnginePool, Job, NsValue, TaskControl};
 use crate::runtime::{ExportedFunction, Limits, LoadedComponent, Runtime};
-use crate::value::{json_to_val, wit_name_matches};
+use crate::value::{json_to_val, numeric_dtype, wit_name_matches, ArrayForm};
 use crate::{Error, Result};
+use wasmtime::component::types::Type;
 
 /// How an engine process finds and joins its controller.
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ pub enum AgentEnd {
 
 /// Run until the controller has been unreachable for `grace`, or it refuses us.
 pub async fn run(config: AgentConfig) -> Result<AgentEnd> {
+    crate::trim::start();
     let n = config.engines;
     let limits = config.limits.clone();
     let pool = tokio::task::spawn_blocking(move || -> Result<Arc<EnginePool>> { EnginePool::start(Runtime::new(limits)?, n) })
@@ -524,7 +526,10 @@ fn convert_batches(f: &ExportedFunction, batches: Vec<Vec<Vec<Json>>>) -> std::r
                 let by_ref = v.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("$ref")).and_then(Json::as_str);
                 converted.push(match by_ref {
                     Some(name) => Arg::Ref(name.to_string()),
-                    None => Arg::Val(json_to_val(ty, v, pname).map_err(|e| e.to_string())?),
+                    None => match exact_list(ty, v) {
+                        Some(arg) => arg,
+                        None => Arg::Val(json_to_val(ty, v, pname).map_err(|e| e.to_string())?),
+                    },
                 });
             }
             args.push(converted);
@@ -532,6 +537,18 @@ fn convert_batches(f: &ExportedFunction, batches: Vec<Vec<Vec<Json>>>) -> std::r
         out.push(args);
     }
     Ok(out)
+}
+
+/// A 1-D array form whose dtype is exactly a list parameter's element type,
+/// kept as its bytes (`Arg::Rows`): the engine converts it without loss, or
+/// hands it to the guest without `Val`s (engine/typed.rs), as in one process.
+fn exact_list(ty: &Type, v: &Json) -> Option<Arg> {
+    let Type::List(l) = ty else { return None };
+    let form = ArrayForm::from_json(v.as_object()?)?.ok()?;
+    (form.shape.len() == 1 && numeric_dtype(&l.ty()) == Some(form.dtype)).then(|| {
+        let n = form.shape[0];
+        Arg::Rows(Arc::new(form), 0..n)
+    })
 }
 
 /// The buffer a staged value is fetched into: its final numbers.

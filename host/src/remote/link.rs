@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::protocol::{BatchAnswer, ComponentRef, FromEngine, ToEngine};
 use super::staging::{Staging, STAGE_MIN};
 use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, EngineInfo, EnginePool, Job, NsValue, RemoteLink, TaskControl};
-use crate::value::{array_to_val, val_to_json, Encoding};
+use crate::value::{val_to_json, ArrayForm, Encoding};
 use crate::wire::{EngineFailure, EngineOutput, FailureCause};
 
 /// Calls a balanced proxy keeps in flight on one remote engine.
@@ -186,12 +186,16 @@ impl EngineLink {
                     args.push(match arg {
                         Arg::Val(v) => val_to_json(ty, v, Encoding::Array),
                         Arg::Ref(name) => json!({"$ref": name}),
-                        Arg::Row(array, row) => {
-                            let stride: usize = array.shape[1..].iter().product();
-                            let mut offset = row * stride;
-                            let v = array_to_val(ty, array, &array.shape[1..], &mut offset, pname).map_err(|e| e.to_string())?;
-                            val_to_json(ty, &v, Encoding::Array)
+                        // Rows go as a slice of the array form's bytes (no `Val`s).
+                        Arg::Rows(a, rows) if a.shape.len() == 1 => {
+                            let size = a.dtype.size();
+                            let data = a.data.get(rows.start * size..rows.end * size).ok_or("rows outside their array")?.to_vec();
+                            ArrayForm { dtype: a.dtype, shape: vec![rows.len()], data }.to_json()
                         }
+                        Arg::Row(..) | Arg::Rows(..) => match arg.array_val(ty, pname) {
+                            Some(v) => val_to_json(ty, &v.map_err(|e| e.to_string())?, Encoding::Array),
+                            None => Json::Null,
+                        },
                     });
                 }
                 wire_calls.push(args);

@@ -135,6 +135,8 @@ impl Sequence {
     fn chunk(&self, range: Range<usize>, ty: &Type, path: &str) -> std::result::Result<Arg, crate::value::ConvertError> {
         match self {
             Sequence::Json(items) => json_to_val(ty, &Json::Array(items[range].to_vec()), path).map(Arg::Val),
+            // Converted by the engine that runs the call (in parallel).
+            Sequence::Array(a) if always_converts(ty, a.dtype, a.shape.len()) => Ok(Arg::Rows(a.clone(), range)),
             Sequence::Array(a) => {
                 let mut dims = a.shape.clone();
                 dims[0] = range.len();

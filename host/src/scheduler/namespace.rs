@@ -52,6 +52,22 @@ impl Controller {
         Ok(ids)
     }
 
+    /// Push values decoded by the caller (`Err`: why one could not be),
+    /// checked as [`Controller::push`] checks a JSON body's.
+    pub async fn push_values(&self, targets: &Targets, values: Vec<(String, std::result::Result<NsValue, String>)>) -> Result<Vec<usize>> {
+        let ids = self.direct(targets, "push")?;
+        if values.is_empty() {
+            return Err(Error::BadRequest("push: `values` names nothing to push".into()));
+        }
+        let mut parsed = Vec::with_capacity(values.len());
+        for (name, value) in values {
+            check_global_name(&name)?;
+            parsed.push((name.clone(), value.map_err(|m| Error::BadRequest(format!("push `{name}`: {m}")))?));
+        }
+        self.each_engine(&ids, |_, reply| Job::Push { values: parsed.clone(), reply }).await?;
+        Ok(ids)
+    }
+
     /// Push one already-decoded value (the binary route).
     pub async fn push_value(&self, targets: &Targets, name: &str, value: NsValue) -> Result<Vec<usize>> {
         check_global_name(name)?;

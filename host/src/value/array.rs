@@ -104,6 +104,25 @@ impl ArrayForm {
         Ok(ArrayForm { dtype, shape, data })
     }
 
+    /// What [`ArrayForm::f64_from_json`] gives for the form made of `fields`
+    /// (its `dtype` and `shape`) and the base64 `data` held apart (borrowed
+    /// from a request body, never copied into a `Value`); `None` unless it
+    /// is a well-formed float64 form, for the caller's general path.
+    pub fn f64_from_parts(fields: &Map<String, Json>, data: &str) -> Option<Result<ShapedF64, String>> {
+        let known = fields.keys().all(|k| matches!(k.as_str(), "dtype" | "shape"));
+        if !known || fields.get("dtype").and_then(Json::as_str) != Some(Dtype::F64.name()) {
+            return None;
+        }
+        exact_len(data.as_bytes()).filter(|n| n % 8 == 0)?;
+        Some((|| {
+            let data = decode_base64(data, |n| vec![0f64; n / 8], |v| f64s_as_bytes_mut(v))?;
+            #[cfg(not(target_endian = "little"))]
+            let data: Vec<f64> = data.into_iter().map(|x| f64::from_bits(u64::from_le(x.to_bits()))).collect();
+            let shape = checked_shape(fields, Dtype::F64, data.len() * 8)?;
+            Ok((shape, data))
+        })())
+    }
+
     /// A float64 array form decoded straight into its final buffer (no
     /// intermediate bytes): `None` when `obj` is no array form or another
     /// dtype, else exactly what [`ArrayForm::from_json`] then

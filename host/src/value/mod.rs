@@ -156,6 +156,12 @@ pub fn array_to_val(ty: &Type, a: &ArrayForm, dims: &[usize], offset: &mut usize
     match (ty, dims.split_first()) {
         (Type::List(l), Some((&n, rest))) => {
             let elem = l.ty();
+            if rest.is_empty() {
+                if let Some(items) = same_type_items(&elem, a, *offset, n) {
+                    *offset += n;
+                    return Ok(Val::List(items));
+                }
+            }
             let mut items = Vec::with_capacity(n);
             for i in 0..n {
                 items.push(array_to_val(&elem, a, rest, offset, path).map_err(|mut e| {
@@ -174,6 +180,28 @@ pub fn array_to_val(ty: &Type, a: &ArrayForm, dims: &[usize], offset: &mut usize
         }
         (t, Some(_)) => Err(fail(path, wit_type(t), format!("an array of {} dimensions (shape {:?})", a.shape.len(), a.shape))),
     }
+}
+
+/// Items `first..first + n` of `a` as values of `elem` when the array's
+/// dtype is exactly that type (no range checks needed): one tight loop over
+/// the bytes instead of a conversion per element. `None` otherwise.
+fn same_type_items(elem: &Type, a: &ArrayForm, first: usize, n: usize) -> Option<Vec<Val>> {
+    use crate::value::Dtype as D;
+    let size = a.dtype.size();
+    let bytes = a.data.get(first * size..(first + n) * size)?;
+    fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> Val) -> Vec<Val> {
+        bytes.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect()
+    }
+    Some(match (elem, a.dtype) {
+        (Type::Float64, D::F64) => each::<8>(bytes, |b| Val::Float64(f64::from_le_bytes(b))),
+        (Type::Float32, D::F32) => each::<4>(bytes, |b| Val::Float32(f32::from_le_bytes(b))),
+        (Type::S64, D::I64) => each::<8>(bytes, |b| Val::S64(i64::from_le_bytes(b))),
+        (Type::U64, D::U64) => each::<8>(bytes, |b| Val::U64(u64::from_le_bytes(b))),
+        (Type::S32, D::I32) => each::<4>(bytes, |b| Val::S32(i32::from_le_bytes(b))),
+        (Type::U32, D::U32) => each::<4>(bytes, |b| Val::U32(u32::from_le_bytes(b))),
+        (Type::U8, D::U8) => bytes.iter().map(|&b| Val::U8(b)).collect(),
+        _ => return None,
+    })
 }
 
 /// Look a record field / kwarg up by its WIT (kebab-case) name or its snake_case spelling.
@@ -373,7 +401,8 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
     }
 }
 
-fn numeric_dtype(ty: &Type) -> Option<Dtype> {
+/// The dtype whose items are exactly values of `ty`, if any.
+pub fn numeric_dtype(ty: &Type) -> Option<Dtype> {
     Some(match ty {
         Type::Float64 => Dtype::F64,
         Type::Float32 => Dtype::F32,
@@ -564,5 +593,43 @@ pub fn untyped_val_to_json(v: &Val) -> Json {
         Val::Future(_) => Json::String("<future>".into()),
         Val::Stream(_) => Json::String("<stream>".into()),
         Val::ErrorContext(_) => Json::String("<error-context>".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tight loop gives exactly what the conversion per element gives,
+    /// and stays out of the way where the dtype is not the element type.
+    #[test]
+    fn same_type_items_agree_with_the_general_conversion() {
+        let floats: Vec<f64> = vec![-1.5, 0.0, f64::MAX, f64::MIN_POSITIVE, 3.25];
+        let ints: Vec<i64> = vec![i64::MIN, -1, 0, 7, i64::MAX];
+        let cases = [
+            (Type::Float64, ArrayForm::from_f64(vec![5], &floats)),
+            (Type::S64, ArrayForm::from_i64(vec![5], &ints)),
+            (
+                Type::U32,
+                ArrayForm { dtype: Dtype::U32, shape: vec![3], data: [0u32, 7, u32::MAX].iter().flat_map(|x| x.to_le_bytes()).collect() },
+            ),
+            (
+                Type::S32,
+                ArrayForm { dtype: Dtype::I32, shape: vec![3], data: [i32::MIN, -7, 9].iter().flat_map(|x| x.to_le_bytes()).collect() },
+            ),
+            (Type::U8, ArrayForm { dtype: Dtype::U8, shape: vec![3], data: vec![0, 128, 255] }),
+        ];
+        for (ty, a) in cases {
+            let n = a.len();
+            for first in 0..n {
+                let fast = same_type_items(&ty, &a, first, n - first).expect("same type");
+                let slow: Vec<Val> = (first..n).map(|i| num_to_val(&ty, a.get(i), "x").expect("converts")).collect();
+                assert_eq!(fast, slow, "{ty:?} from {first}");
+            }
+            assert!(same_type_items(&ty, &a, 1, n).is_none(), "past the end is not read");
+        }
+        // int32 data for an s64 element: the general path, not the loop.
+        let a = ArrayForm { dtype: Dtype::I32, shape: vec![2], data: [1i32, 2].iter().flat_map(|x| x.to_le_bytes()).collect() };
+        assert!(same_type_items(&Type::S64, &a, 0, 2).is_none());
     }
 }
