@@ -3,7 +3,8 @@
 //! of ten million items) in its arenas, so the process's resident memory
 //! stays at its peak long after the task's answer went out. A background
 //! thread looks every [`EVERY`] at how much free memory the arenas hold and
-//! trims them when it is over [`HELD`].
+//! trims them when it is over [`HELD`]; the API also trims after each burst
+//! of requests (`api/trim.rs`), where many small arenas add up to less.
 //!
 //! Invariants:
 //! - Trimming never frees memory in use: `malloc_trim` only returns free
@@ -31,8 +32,8 @@ pub fn start() {
                 // both are thread-safe (they take the arenas' locks).
                 let held = unsafe { libc::mallinfo2() }.fordblks;
                 if held > HELD {
-                    let trimmed = unsafe { libc::malloc_trim(0) };
-                    tracing::debug!(held_mib = held >> 20, trimmed, "gave freed memory back to the system");
+                    release();
+                    tracing::debug!(held_mib = held >> 20, "gave freed memory back to the system");
                 }
             });
             if let Err(e) = spawned {
@@ -40,4 +41,13 @@ pub fn start() {
             }
         }
     });
+}
+
+/// Give the allocator's free pages back to the system now (glibc only).
+pub fn release() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

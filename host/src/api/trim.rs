@@ -31,18 +31,9 @@ pub fn spawn(metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
             let now = metrics.activity();
             if now == seen && now != trimmed {
                 trimmed = now;
-                let _ = tokio::task::spawn_blocking(release).await;
+                let _ = tokio::task::spawn_blocking(crate::trim::release).await;
             }
             seen = now;
         }
     })
-}
-
-/// Give the allocator's free pages back to the OS.
-pub fn release() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory; it touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
