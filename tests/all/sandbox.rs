@@ -78,6 +78,34 @@ fn an_infinite_loop_hits_the_deadline() {
     s.assert_healthy(2);
 }
 
+/// A kernel on the typed path (array forms in, a list out: engine/typed.rs)
+/// is held to its deadline like any call, and the engine works after.
+#[test]
+fn a_typed_kernel_hits_the_deadline() {
+    use base64::Engine as _;
+    let s = TestServer::start(2);
+    s.upload_seed();
+    s.upload("mandelbrot", wasmpar::examples::MANDELBROT_WASM);
+    mark(&s);
+    let form = |v: &[f64]| {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        json!({"dtype": "float64", "shape": [v.len()], "data": base64::engine::general_purpose::STANDARD.encode(bytes)})
+    };
+    // Points inside the set never escape: u32::MAX iterations each.
+    let zeros = form(&[0.0; 64]);
+    let start = Instant::now();
+    let t = s.task(json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk",
+                          "sequences": [zeros, zeros], "kwargs": {"max-iters": u32::MAX}, "timeout_s": 0.3}));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert_eq!(error_kind(&t), "TimeoutError", "{t}");
+    assert_marked(&s, 2);
+    let ok = s.task(json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk",
+                           "sequences": [form(&[1.0, 2.0]), form(&[1.0, 2.0])], "kwargs": {"max-iters": 80}, "result_encoding": "array"}));
+    assert_eq!(ok["status"], "done", "{ok}");
+    assert_eq!(ok["result"]["dtype"], "uint32");
+    s.assert_healthy(2);
+}
+
 #[test]
 fn fuel_bounds_cpu_when_enabled() {
     let s = TestServer::start_with(1, |c| c.limits.fuel = Some(50_000_000));
