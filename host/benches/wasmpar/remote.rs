@@ -16,6 +16,7 @@ struct Figures {
     apply_p50_us: f64,
     tiny_rate: f64,
     push_mb_s: f64,
+    pull_mb_s: f64,
     mandel_ms: f64,
 }
 
@@ -48,6 +49,17 @@ fn measure(c: &Cluster) -> Figures {
         (t0.elapsed(), ())
     });
     let push_mb_s = 80.0 * 2.0 / t_push.as_secs_f64();
+    // raw pull of the 80 MB back from one engine.
+    let (t_pull, ()) = median_of(3, || {
+        let t0 = Instant::now();
+        let r = c.client.get(format!("{}/v1/namespace/big?targets=0", c.url)).bearer_auth(&c.token).send().expect("pull");
+        assert!(r.status().is_success(), "pull: {}", r.status());
+        let back = r.bytes().expect("bytes");
+        let took = t0.elapsed();
+        assert!(back == raw, "the pulled array differs");
+        (took, ())
+    });
+    let pull_mb_s = 80.0 / t_pull.as_secs_f64();
     // the tutorial's Mandelbrot, @parallel of mandel-chunk.
     let xr: Vec<f64> = (0..300).map(|i| -2.0 + i as f64 * 0.01).collect();
     let yr: Vec<f64> = (0..200).map(|j| -1.0 + j as f64 * 0.01).collect();
@@ -59,7 +71,7 @@ fn measure(c: &Cluster) -> Figures {
     let (t_mandel, v) = median_of(9, || c.task(&spec));
     let got: Vec<u32> = v["result"].as_array().expect("list").iter().map(|x| x.as_u64().unwrap_or(0) as u32).collect();
     assert_eq!(got, expected, "the tutorial's counts");
-    Figures { apply_p50_us, tiny_rate: 1e5 / t_tiny.as_secs_f64(), push_mb_s, mandel_ms: ms(t_mandel) }
+    Figures { apply_p50_us, tiny_rate: 1e5 / t_tiny.as_secs_f64(), push_mb_s, pull_mb_s, mandel_ms: ms(t_mandel) }
 }
 
 pub fn rows(t: &mut Table, dir: &Path) {
@@ -78,6 +90,8 @@ pub fn rows(t: &mut Table, dir: &Path) {
     );
     t.add("raw push of 80 MB to 2 engines, in-process", local.push_mb_s, "MB/s", None, "aggregate, median of 3");
     t.add("raw push of 80 MB to 2 engines, remote", remote.push_mb_s, "MB/s", Some(Target::AtLeast(1000.0)), "aggregate, median of 3");
+    t.add("raw pull of 80 MB from one engine, in-process", local.pull_mb_s, "MB/s", None, "median of 3");
+    t.add("raw pull of 80 MB from one engine, remote", remote.pull_mb_s, "MB/s", None, "median of 3");
     t.add("tutorial Mandelbrot (@parallel mandel-chunk), in-process", local.mandel_ms, "ms", None, "median of 9");
     t.add(
         "tutorial Mandelbrot, remote",

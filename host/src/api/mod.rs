@@ -178,7 +178,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/engines/{id}/panic", post(routes::inject_panic))
         .route("/v1/engines/connect", get(routes::connect_engine))
         .route("/v1/blobs/{digest}", get(routes::blob))
-        .route("/v1/staged/{id}", get(routes::staged))
+        .route("/v1/staged/{id}", get(routes::staged).put(routes::stage_upload))
         .route("/v1/components", post(routes::upload).get(routes::components))
         .route("/v1/components/{name}", get(routes::component).delete(routes::delete_component))
         .route("/v1/install", post(routes::install))

@@ -392,6 +392,14 @@ pub async fn staged(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>
     })
 }
 
+/// An engine process hands over a pulled array's raw bytes before naming
+/// them in its answer (`remote::staging`).
+pub async fn stage_upload(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>, req: Request) -> ApiResult<StatusCode> {
+    let bytes = read_bytes(req, s.controller.limits().body_max).await?;
+    s.controller.staged_upload(&id, bytes)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::protocol::{BatchAnswer, ComponentRef, FromEngine, ToEngine, PROTOCOL};
+use super::staging::{self, STAGE_MIN};
 use crate::engine::{hostname, Arg, BalancedWork, CallSpec, EnginePool, Job, NsValue, TaskControl};
 use crate::runtime::{ExportedFunction, Limits, LoadedComponent, Runtime};
 use crate::value::{json_to_val, numeric_dtype, wit_name_matches, ArrayForm};
@@ -415,8 +416,21 @@ impl Dispatch {
             }
             ToEngine::Pull { req, engine, names } => {
                 let (reply, rx) = oneshot::channel();
-                self.forward(req, engine, Job::Pull { names, reply }, rx, move |r: std::result::Result<Vec<NsValue>, String>| {
-                    FromEngine::Pulled { req, values: r.map(|vs| vs.iter().map(|v| v.to_json(crate::value::Encoding::Array)).collect()) }
+                if let Err(e) = self.pool.send(engine, Job::Pull { names, reply }) {
+                    let _ = self.out.send(FromEngine::Failed { req, message: e.to_string() });
+                    return;
+                }
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let msg = match rx.await {
+                        Ok(Ok(values)) => match me.pulled(&values).await {
+                            Ok(values) => FromEngine::Pulled { req, values: Ok(values) },
+                            Err(message) => FromEngine::Failed { req, message },
+                        },
+                        Ok(Err(missing)) => FromEngine::Pulled { req, values: Err(missing) },
+                        Err(_) => FromEngine::Failed { req, message: format!("engine {engine} of this process crashed; it was restarted") },
+                    };
+                    let _ = me.out.send(msg);
                 });
             }
             ToEngine::Install { req, engine, component } => {
@@ -458,6 +472,29 @@ impl Dispatch {
         Ok(out)
     }
 
+    /// Pulled values as the `Pulled` answer carries them: large numeric
+    /// data uploaded to the controller first (raw bytes, `PUT
+    /// /v1/staged/{id}`), the rest inline.
+    async fn pulled(&self, values: &[NsValue]) -> std::result::Result<Vec<Json>, String> {
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            out.push(match v.to_raw() {
+                Some((dtype, shape, bytes)) if bytes.len() >= STAGE_MIN => {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    let url = format!("{}/v1/staged/{id}", self.url.trim_end_matches('/'));
+                    let resp = self.http.put(&url).bearer_auth(&self.token).body(bytes).send().await;
+                    match resp {
+                        Ok(r) if r.status().is_success() => staging::header(&id, v, dtype, &shape),
+                        Ok(r) => return Err(format!("cannot hand a pulled value to the controller: HTTP {}", r.status())),
+                        Err(e) => return Err(format!("cannot hand a pulled value to the controller: {e}")),
+                    }
+                }
+                _ => v.to_json(crate::value::Encoding::Array),
+            });
+        }
+        Ok(out)
+    }
+
     /// A staged value's bytes, streamed straight into the buffer that
     /// becomes the value (one copy from the socket's chunks).
     async fn fetch_staged(&self, id: &str, header: &Json) -> std::result::Result<NsValue, String> {
@@ -475,7 +512,7 @@ impl Dispatch {
         }
         let item = if kind == "bytes" { 1 } else { 8 };
         let want = items.checked_mul(item).ok_or("its shape is too large")?;
-        let mut bytes = StagedBuf::new(kind, items)?;
+        let mut bytes = staging::StagedBuf::new(kind, items)?;
         let mut at = 0;
         while let Some(chunk) = resp.chunk().await.map_err(|e| format!("cannot fetch it: {e}"))? {
             let end = at + chunk.len();
@@ -549,66 +586,6 @@ fn exact_list(ty: &Type, v: &Json) -> Option<Arg> {
         let n = form.shape[0];
         Arg::Rows(Arc::new(form), 0..n)
     })
-}
-
-/// The buffer a staged value is fetched into: its final numbers.
-enum StagedBuf {
-    F64(Vec<f64>),
-    I64(Vec<i64>),
-    Bytes(Vec<u8>),
-}
-
-impl StagedBuf {
-    fn new(kind: &str, items: usize) -> std::result::Result<StagedBuf, String> {
-        Ok(match kind {
-            "float-list" | "float-array" => StagedBuf::F64(vec![0.0; items]),
-            "int-list" | "int-array" => StagedBuf::I64(vec![0; items]),
-            "bytes" => StagedBuf::Bytes(vec![0; items]),
-            other => return Err(format!("a staged value of kind {other:?} is not known here")),
-        })
-    }
-
-    /// The buffer's memory, to be filled with the little-endian items.
-    fn as_bytes_mut(&mut self) -> &mut [u8] {
-        fn bytes_of<T: Copy>(v: &mut [T]) -> &mut [u8] {
-            // SAFETY: `T` is f64 or i64, plain numbers without padding for
-            // which every bit pattern is valid; u8 has no alignment.
-            unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-        }
-        match self {
-            StagedBuf::F64(v) => bytes_of(v),
-            StagedBuf::I64(v) => bytes_of(v),
-            StagedBuf::Bytes(v) => v,
-        }
-    }
-
-    /// The value, its items read as little-endian (a no-op on such hosts).
-    fn into_value(self, kind: &str, shape: Vec<usize>) -> NsValue {
-        let list = kind.ends_with("-list");
-        match self {
-            StagedBuf::F64(mut v) => {
-                if cfg!(target_endian = "big") {
-                    v.iter_mut().for_each(|x| *x = f64::from_bits(u64::from_le(x.to_bits())));
-                }
-                if list {
-                    NsValue::FloatList(Arc::new(v))
-                } else {
-                    NsValue::FloatArray { shape, data: Arc::new(v) }
-                }
-            }
-            StagedBuf::I64(mut v) => {
-                if cfg!(target_endian = "big") {
-                    v.iter_mut().for_each(|x| *x = i64::from_le(*x));
-                }
-                if list {
-                    NsValue::IntList(Arc::new(v))
-                } else {
-                    NsValue::IntArray { shape, data: Arc::new(v) }
-                }
-            }
-            StagedBuf::Bytes(v) => NsValue::Bytes(Arc::new(v)),
-        }
-    }
 }
 
 /// Messages as large as the controller's largest body (an 80 MB push is a

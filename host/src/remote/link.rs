@@ -29,7 +29,7 @@ use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{BatchAnswer, ComponentRef, FromEngine, ToEngine};
-use super::staging::{Staging, STAGE_MIN};
+use super::staging::{self, Staging, STAGE_MIN};
 use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, EngineInfo, EnginePool, Job, NsValue, RemoteLink, TaskControl};
 use crate::value::{val_to_json, ArrayForm, Encoding};
 use crate::wire::{EngineFailure, EngineOutput, FailureCause};
@@ -266,9 +266,21 @@ impl EngineLink {
                 }
             }
             FromEngine::Pulled { req, values } => {
-                if let Some(Pending::Pull(reply)) = self.pending.lock().remove(&req) {
-                    let values = values.and_then(|vs| vs.iter().map(NsValue::from_json).collect::<Result<Vec<_>, _>>());
-                    let _ = reply.send(values);
+                // Large values were uploaded by the process before it answered;
+                // they are taken off the shelf even when nobody waits any more.
+                // `Err` on the wire names a missing global; a value that does
+                // not convert fails the request (its reply is dropped).
+                let values = values.map(|vs| vs.iter().map(|v| self.pulled_value(v)).collect::<Result<Vec<_>, _>>());
+                let pending = self.pending.lock().remove(&req);
+                match (pending, values) {
+                    (Some(Pending::Pull(reply)), Err(missing)) => {
+                        let _ = reply.send(Err(missing));
+                    }
+                    (Some(Pending::Pull(reply)), Ok(Ok(values))) => {
+                        let _ = reply.send(Ok(values));
+                    }
+                    (_, Ok(Err(e))) => tracing::warn!(process = self.process, req, "a pulled value did not arrive whole: {e}"),
+                    _ => {}
                 }
             }
             FromEngine::Installed { req, result } => {
@@ -436,6 +448,17 @@ impl EngineLink {
                 json!({"$staged": id, "kind": v.kind(), "dtype": dtype.name(), "shape": shape})
             }
             _ => v.to_json(Encoding::Array),
+        }
+    }
+
+    /// A value of a `Pulled` answer: inline, or uploaded by the process.
+    fn pulled_value(&self, v: &Json) -> Result<NsValue, String> {
+        match staging::parse_header(v) {
+            Some((id, kind, shape)) => {
+                let bytes = self.staging.take_upload(id).ok_or_else(|| format!("the engine process's upload {id} is not here"))?;
+                staging::value_from_bytes(kind, shape, &bytes)
+            }
+            None => NsValue::from_json(v),
         }
     }
 

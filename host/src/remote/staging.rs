@@ -9,8 +9,14 @@
 //! as the controller receives it, so the two network legs overlap instead
 //! of adding up.
 //!
+//! The other way, a pulled array of [`STAGE_MIN`] or more is uploaded by the
+//! engine process (`PUT /v1/staged/{id}`, its own random id) before it names
+//! the id in its `Pulled` answer, and the controller takes it from here.
+//!
 //! Invariants:
 //! - A staged buffer is shared (`Bytes`), never copied per engine.
+//! - An upload nobody takes (its process died before answering) is dropped
+//!   after [`UPLOAD_TTL`], at the next upload.
 //! - Every id put here is removed when its push is answered, failed or
 //!   abandoned, or its link closes, so nothing stays staged after the job
 //!   that named it.
@@ -19,18 +25,26 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::engine::NsValue;
+
 /// Values at least this large (in bytes) are staged; smaller ones travel
 /// inline as their array form, where one message costs less than a fetch.
 pub const STAGE_MIN: usize = 256 * 1024;
 
+/// How long an engine process's upload waits to be taken.
+pub const UPLOAD_TTL: Duration = Duration::from_secs(600);
+
 #[derive(Default)]
 pub struct Staging {
     shelf: Mutex<HashMap<String, Staged>>,
+    /// Uploads from engine processes, with when they came.
+    uploads: Mutex<HashMap<String, (Bytes, Instant)>>,
 }
 
 /// What a staged id holds.
@@ -79,6 +93,18 @@ impl Staging {
 
     pub fn remove(&self, id: &str) {
         self.shelf.lock().remove(id);
+    }
+
+    /// An engine process uploaded a pulled value's bytes under `id`.
+    pub fn upload(&self, id: String, bytes: Bytes) {
+        let mut uploads = self.uploads.lock();
+        uploads.retain(|_, (_, at)| at.elapsed() < UPLOAD_TTL);
+        uploads.insert(id, (bytes, Instant::now()));
+    }
+
+    /// The bytes uploaded under `id`, taken off the shelf.
+    pub fn take_upload(&self, id: &str) -> Option<Bytes> {
+        self.uploads.lock().remove(id).map(|(b, _)| b)
     }
 
     pub fn len(&self) -> usize {
@@ -163,4 +189,89 @@ impl Growing {
             }
         })
     }
+}
+
+/// The buffer a staged value is fetched into: its final numbers.
+pub enum StagedBuf {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Bytes(Vec<u8>),
+}
+
+impl StagedBuf {
+    pub fn new(kind: &str, items: usize) -> std::result::Result<StagedBuf, String> {
+        Ok(match kind {
+            "float-list" | "float-array" => StagedBuf::F64(vec![0.0; items]),
+            "int-list" | "int-array" => StagedBuf::I64(vec![0; items]),
+            "bytes" => StagedBuf::Bytes(vec![0; items]),
+            other => return Err(format!("a staged value of kind {other:?} is not known here")),
+        })
+    }
+
+    /// The buffer's memory, to be filled with the little-endian items.
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        fn bytes_of<T: Copy>(v: &mut [T]) -> &mut [u8] {
+            // SAFETY: `T` is f64 or i64, plain numbers without padding for
+            // which every bit pattern is valid; u8 has no alignment.
+            unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        }
+        match self {
+            StagedBuf::F64(v) => bytes_of(v),
+            StagedBuf::I64(v) => bytes_of(v),
+            StagedBuf::Bytes(v) => v,
+        }
+    }
+
+    /// The value, its items read as little-endian (a no-op on such hosts).
+    pub fn into_value(self, kind: &str, shape: Vec<usize>) -> NsValue {
+        let list = kind.ends_with("-list");
+        match self {
+            StagedBuf::F64(mut v) => {
+                if cfg!(target_endian = "big") {
+                    v.iter_mut().for_each(|x| *x = f64::from_bits(u64::from_le(x.to_bits())));
+                }
+                if list {
+                    NsValue::FloatList(Arc::new(v))
+                } else {
+                    NsValue::FloatArray { shape, data: Arc::new(v) }
+                }
+            }
+            StagedBuf::I64(mut v) => {
+                if cfg!(target_endian = "big") {
+                    v.iter_mut().for_each(|x| *x = i64::from_le(*x));
+                }
+                if list {
+                    NsValue::IntList(Arc::new(v))
+                } else {
+                    NsValue::IntArray { shape, data: Arc::new(v) }
+                }
+            }
+            StagedBuf::Bytes(v) => NsValue::Bytes(Arc::new(v)),
+        }
+    }
+}
+
+/// The header a staged value travels as in a message (`Push`, `Pulled`).
+pub fn header(id: &str, v: &NsValue, dtype: crate::value::Dtype, shape: &[usize]) -> serde_json::Value {
+    serde_json::json!({"$staged": id, "kind": v.kind(), "dtype": dtype.name(), "shape": shape})
+}
+
+/// What a staged header says: (id, kind, shape).
+pub fn parse_header(v: &serde_json::Value) -> Option<(&str, &str, Vec<usize>)> {
+    let id = v.get("$staged")?.as_str()?;
+    let kind = v.get("kind").and_then(serde_json::Value::as_str).unwrap_or("");
+    let shape = v.get("shape")?.as_array()?.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>()?;
+    Some((id, kind, shape))
+}
+
+/// The value of `kind` and `shape` whose little-endian items are `bytes`.
+pub fn value_from_bytes(kind: &str, shape: Vec<usize>, bytes: &[u8]) -> Result<NsValue, String> {
+    let items = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("its shape is too large")?;
+    let mut buf = StagedBuf::new(kind, items)?;
+    let dst = buf.as_bytes_mut();
+    if dst.len() != bytes.len() {
+        return Err(format!("{} bytes do not make the {} of its shape", bytes.len(), dst.len()));
+    }
+    dst.copy_from_slice(bytes);
+    Ok(buf.into_value(kind, shape))
 }

@@ -162,6 +162,15 @@ impl Controller {
         crate::remote::serve(socket, self.pool.clone(), self.staging.clone()).await;
     }
 
+    /// An engine process hands over a pulled array's bytes (see `remote::staging`).
+    pub fn staged_upload(&self, id: &str, bytes: bytes::Bytes) -> Result<()> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::BadRequest(format!("`{}` is not a staging id", cut(id))));
+        }
+        self.staging.upload(id.to_string(), bytes);
+        Ok(())
+    }
+
     /// A pushed array staged for an engine process: whole, or still arriving.
     pub fn staged(&self, id: &str) -> Result<crate::remote::staging::Staged> {
         self.staging.get(id).ok_or_else(|| Error::not_found("staged value", cut(id)))
