@@ -15,29 +15,8 @@ fn status_mib(pid: u32, field: &str) -> f64 {
 
 #[test]
 fn a_big_map_gives_its_memory_back() {
-    let dir = std::env::temp_dir().join(format!("wasmpar-trim-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let conn = dir.join("c.json");
-    let bin = env!("CARGO_BIN_EXE_wasmpar");
-    let out = std::process::Command::new(bin)
-        .args(["start", "-n", "2", "--daemon", "--db", "none", "--connection-file"])
-        .arg(&conn)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .output()
-        .expect("start");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // Stops the daemon and removes its folder even when an assertion fails.
-    struct Daemon(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar")).arg("stop").arg("--connection-file").arg(&self.1).output();
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _daemon = Daemon(dir.clone(), conn.clone());
-    let info = wasmpar::api::connection::read(&conn).expect("connection file");
+    let daemon = crate::server::Daemon::start("trim", 2, &["--db", "none"]);
+    let info = &daemon.info;
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().expect("client");
     let seed = std::fs::read(wasmpar::examples::SEED_WASM).expect("seed");
     let r = http.post(format!("{}/v1/components?name=seed", info.url)).bearer_auth(&info.token).body(seed).send().expect("upload");

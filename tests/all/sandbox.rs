@@ -519,31 +519,8 @@ fn rss_mib(pid: u32) -> f64 {
 /// RSS of a `wasmpar start -n 4 --daemon` server (with `args` added) before
 /// a 64-client load, after it, and after it again; every answer checked.
 fn rss_under_load(name: &str, args: &[&str]) -> (f64, f64, f64) {
-    let dir = std::env::temp_dir().join(format!("wasmpar-load-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let conn = dir.join("c.json");
-    let bin = env!("CARGO_BIN_EXE_wasmpar");
-    let out = std::process::Command::new(bin)
-        .args(["start", "-n", "4", "--daemon", "--json"])
-        .args(args)
-        .arg("--connection-file")
-        .arg(&conn)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .output()
-        .expect("start");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // Stops the daemon and removes its folder even when an assertion fails.
-    struct Daemon(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar")).arg("stop").arg("--connection-file").arg(&self.1).output();
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _daemon = Daemon(dir.clone(), conn.clone());
-    let info = wasmpar::api::connection::read(&conn).expect("connection file");
+    let daemon = crate::server::Daemon::start(&format!("load-{name}"), 4, args);
+    let info = &daemon.info;
     let http = reqwest::blocking::Client::new();
     let post = |path: &str, body: &Json| -> Json {
         let r = http.post(format!("{}{}", info.url, path)).bearer_auth(&info.token).json(body).send().expect("request");

@@ -127,3 +127,40 @@ impl Drop for TestServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A real `wasmpar start --daemon` process in a folder of its own, with
+/// `args` added; stopped and its folder removed on drop (also when an
+/// assertion fails).
+pub struct Daemon {
+    dir: PathBuf,
+    conn: PathBuf,
+    pub info: wasmpar::api::ConnectionInfo,
+}
+
+impl Daemon {
+    pub fn start(name: &str, engines: usize, args: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("wasmpar-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let conn = dir.join("c.json");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar"))
+            .args(["start", "-n", &engines.to_string(), "--daemon", "--json"])
+            .args(args)
+            .arg("--connection-file")
+            .arg(&conn)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .output()
+            .expect("start");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let info = wasmpar::api::connection::read(&conn).expect("connection file");
+        Daemon { dir, conn, info }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpar")).arg("stop").arg("--connection-file").arg(&self.conn).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
