@@ -33,10 +33,15 @@ pub struct PushBody<'a> {
     pub values: BTreeMap<Cow<'a, str>, PushItem<'a>>,
 }
 
+/// Pushed values by name, each decoded or why it could not be
+/// (what `Controller::push_values` takes).
+pub type Decoded = Vec<(String, Result<NsValue, String>)>;
+
 impl PushBody<'_> {
-    /// Each value decoded (or why it could not be), by name.
-    pub fn into_values(self) -> Vec<(String, Result<NsValue, String>)> {
-        self.values
+    /// The targets, and each value decoded (or why it could not be) by name.
+    pub fn into_parts(self) -> (Targets, Decoded) {
+        let values = self
+            .values
             .into_iter()
             .map(|(name, item)| {
                 let value = match item {
@@ -45,7 +50,8 @@ impl PushBody<'_> {
                 };
                 (name.into_owned(), value)
             })
-            .collect()
+            .collect();
+        (self.targets, values)
     }
 }
 
@@ -209,7 +215,7 @@ mod tests {
         assert!(serde_json::from_slice::<PushBody>(br#"{"values": {"a": 1}, "other": 2}"#).is_err(), "unknown fields are refused");
         assert!(matches!(&parsed.values["g"], PushItem::Form { data: Cow::Borrowed(_), .. }));
         let plain: serde_json::Value = serde_json::from_slice(body).expect("json");
-        for (name, got) in parsed.into_values() {
+        for (name, got) in parsed.into_parts().1 {
             let want = NsValue::from_json(&plain["values"][&name]);
             assert_eq!(format!("{got:?}"), format!("{want:?}"), "{name}");
         }

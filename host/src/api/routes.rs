@@ -170,8 +170,8 @@ pub async fn push(State(s): State<Arc<AppState>>, headers: HeaderMap, req: Reque
     // body that does not parse so gets the ordinary parse and its errors.
     let engines = match serde_json::from_slice::<super::push_body::PushBody>(&bytes) {
         Ok(body) => {
-            let targets = body.targets.clone();
-            s.controller.push_values(&targets, body.into_values()).await?
+            let (targets, values) = body.into_parts();
+            s.controller.push_values(&targets, values).await?
         }
         Err(_) => {
             let req: PushRequest = super::body::parse_json(&bytes)?;

@@ -27,7 +27,7 @@ use wasmtime::component::{ComponentType, Func, Lift, Lower, Val};
 use wasmtime::{AsContextMut, ValRaw};
 
 use super::Arg;
-use crate::value::{val_to_json, ArrayForm, Dtype, Encoding};
+use crate::value::{numeric_dtype, val_to_json, ArrayForm, Dtype, Encoding};
 
 /// Which typed shape a function has, decided once per batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,12 @@ pub enum Param {
 /// The parameter kinds of `params` and the result's element dtype, when the
 /// function fits the fast path.
 pub fn shape(params: &[(String, Type)], results: &[Type]) -> Option<(Vec<Param>, Dtype)> {
+    // The result first: most functions end here, before any allocation
+    // (this runs once per batch, so per call for tiny tasks).
+    let result = match results {
+        [Type::List(l)] => elem_dtype(&l.ty())?,
+        _ => return None,
+    };
     if params.is_empty() || params.len() > 3 {
         return None;
     }
@@ -50,23 +56,12 @@ pub fn shape(params: &[(String, Type)], results: &[Type]) -> Option<(Vec<Param>,
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
-    match results {
-        [Type::List(l)] => Some((kinds, elem_dtype(&l.ty())?)),
-        _ => None,
-    }
+    Some((kinds, result))
 }
 
+/// The dtype of a list element the typed path carries ([`NumList`]).
 fn elem_dtype(t: &Type) -> Option<Dtype> {
-    Some(match t {
-        Type::Float64 => Dtype::F64,
-        Type::Float32 => Dtype::F32,
-        Type::S64 => Dtype::I64,
-        Type::U64 => Dtype::U64,
-        Type::S32 => Dtype::I32,
-        Type::U32 => Dtype::U32,
-        Type::U8 => Dtype::U8,
-        _ => return None,
-    })
+    numeric_dtype(t).filter(|d| matches!(d, Dtype::F64 | Dtype::F32 | Dtype::I64 | Dtype::U64 | Dtype::I32 | Dtype::U32 | Dtype::U8))
 }
 
 fn is_scalar(t: &Type) -> bool {

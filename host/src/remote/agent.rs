@@ -462,9 +462,8 @@ impl Dispatch {
     async fn push_values(&self, values: Vec<(String, Json)>) -> std::result::Result<Vec<(String, NsValue)>, String> {
         let mut out = Vec::with_capacity(values.len());
         for (name, v) in values {
-            let staged = v.as_object().and_then(|o| o.get("$staged")).and_then(Json::as_str).map(str::to_string);
-            let value = match staged {
-                Some(id) => self.fetch_staged(&id, &v).await.map_err(|e| format!("push of `{name}`: {e}"))?,
+            let value = match staging::parse_header(&v) {
+                Some((id, kind, shape)) => self.fetch_staged(id, kind, shape).await.map_err(|e| format!("push of `{name}`: {e}"))?,
                 None => NsValue::from_json(&v)?,
             };
             out.push((name, value));
@@ -484,7 +483,7 @@ impl Dispatch {
                     let url = format!("{}/v1/staged/{id}", self.url.trim_end_matches('/'));
                     let resp = self.http.put(&url).bearer_auth(&self.token).body(bytes).send().await;
                     match resp {
-                        Ok(r) if r.status().is_success() => staging::header(&id, v, dtype, &shape),
+                        Ok(r) if r.status().is_success() => staging::header(&id, v.kind(), dtype, &shape),
                         Ok(r) => return Err(format!("cannot hand a pulled value to the controller: HTTP {}", r.status())),
                         Err(e) => return Err(format!("cannot hand a pulled value to the controller: {e}")),
                     }
@@ -497,35 +496,29 @@ impl Dispatch {
 
     /// A staged value's bytes, streamed straight into the buffer that
     /// becomes the value (one copy from the socket's chunks).
-    async fn fetch_staged(&self, id: &str, header: &Json) -> std::result::Result<NsValue, String> {
-        let kind = header.get("kind").and_then(Json::as_str).unwrap_or("");
-        let shape: Vec<usize> = header
-            .get("shape")
-            .and_then(Json::as_array)
-            .map(|s| s.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
-            .unwrap_or_default();
-        let items = shape.iter().product::<usize>();
+    async fn fetch_staged(&self, id: &str, kind: &str, shape: Vec<usize>) -> std::result::Result<NsValue, String> {
+        let items = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("its shape is too large")?;
+        let mut buf = staging::StagedBuf::new(kind, items)?;
         let url = format!("{}/v1/staged/{id}", self.url.trim_end_matches('/'));
         let mut resp = self.http.get(&url).bearer_auth(&self.token).send().await.map_err(|e| format!("cannot fetch it: {e}"))?;
         if !resp.status().is_success() {
             return Err(format!("cannot fetch it: HTTP {}", resp.status()));
         }
-        let item = if kind == "bytes" { 1 } else { 8 };
-        let want = items.checked_mul(item).ok_or("its shape is too large")?;
-        let mut bytes = staging::StagedBuf::new(kind, items)?;
+        let dst = buf.as_bytes_mut();
+        let want = dst.len();
         let mut at = 0;
         while let Some(chunk) = resp.chunk().await.map_err(|e| format!("cannot fetch it: {e}"))? {
             let end = at + chunk.len();
             if end > want {
                 return Err(format!("the controller sent more than the {want} bytes of its shape"));
             }
-            bytes.as_bytes_mut()[at..end].copy_from_slice(&chunk);
+            dst[at..end].copy_from_slice(&chunk);
             at = end;
         }
         if at != want {
             return Err(format!("the controller sent {at} of its {want} bytes"));
         }
-        Ok(bytes.into_value(kind, shape))
+        Ok(buf.into_value(kind, shape))
     }
 
     /// Send `job` to a local engine and its answer back as `answer(..)`.

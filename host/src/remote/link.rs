@@ -407,7 +407,7 @@ impl RemoteLink for Arc<EngineLink> {
                 // The scheduler owns the staged entry and removes it.
                 let req = self.req();
                 self.pending.lock().insert(req, Pending::Push { reply, staged: Vec::new() });
-                let header = json!({"$staged": staged.id, "kind": staged.kind, "dtype": staged.dtype.name(), "shape": staged.shape});
+                let header = staging::header(&staged.id, staged.kind, staged.dtype, &staged.shape);
                 let _ = self.out.send(ToEngine::Push { req, engine: index, values: vec![(name, header)] });
                 self.count_done(index);
                 Ok(())
@@ -445,7 +445,7 @@ impl EngineLink {
             Some((dtype, shape, bytes)) if bytes.len() >= STAGE_MIN => {
                 let id = self.staging.put(bytes);
                 staged.push(id.clone());
-                json!({"$staged": id, "kind": v.kind(), "dtype": dtype.name(), "shape": shape})
+                staging::header(&id, v.kind(), dtype, &shape)
             }
             _ => v.to_json(Encoding::Array),
         }

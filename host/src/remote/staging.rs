@@ -106,14 +106,6 @@ impl Staging {
     pub fn take_upload(&self, id: &str) -> Option<Bytes> {
         self.uploads.lock().remove(id).map(|(b, _)| b)
     }
-
-    pub fn len(&self) -> usize {
-        self.shelf.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Growing {
@@ -251,9 +243,10 @@ impl StagedBuf {
     }
 }
 
-/// The header a staged value travels as in a message (`Push`, `Pulled`).
-pub fn header(id: &str, v: &NsValue, dtype: crate::value::Dtype, shape: &[usize]) -> serde_json::Value {
-    serde_json::json!({"$staged": id, "kind": v.kind(), "dtype": dtype.name(), "shape": shape})
+/// The header a staged value travels as in a message (`Push`, `Pulled`);
+/// `kind` is `NsValue::kind` of the value its bytes make.
+pub fn header(id: &str, kind: &str, dtype: crate::value::Dtype, shape: &[usize]) -> serde_json::Value {
+    serde_json::json!({"$staged": id, "kind": kind, "dtype": dtype.name(), "shape": shape})
 }
 
 /// What a staged header says: (id, kind, shape).

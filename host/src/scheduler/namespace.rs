@@ -38,18 +38,7 @@ impl Controller {
     }
 
     pub async fn push(&self, targets: &Targets, values: &Map<String, Json>) -> Result<Vec<usize>> {
-        let ids = self.direct(targets, "push")?;
-        if values.is_empty() {
-            return Err(Error::BadRequest("push: `values` names nothing to push".into()));
-        }
-        let mut parsed = Vec::with_capacity(values.len());
-        for (name, v) in values {
-            check_global_name(name)?;
-            let value = NsValue::from_json(v).map_err(|m| Error::BadRequest(format!("push `{name}`: {m}")))?;
-            parsed.push((name.clone(), value));
-        }
-        self.each_engine(&ids, |_, reply| Job::Push { values: parsed.clone(), reply }).await?;
-        Ok(ids)
+        self.push_values(targets, values.iter().map(|(name, v)| (name.clone(), NsValue::from_json(v))).collect()).await
     }
 
     /// Push values decoded by the caller (`Err`: why one could not be),
