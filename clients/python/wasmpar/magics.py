@@ -105,6 +105,17 @@ def _split_options(tokens: list[str]):
     return opts, tokens[i:]
 
 
+def _options_only(line: str, magic: str, where: str) -> dict:
+    """A magic line of options only (``%pxconfig``, ``%%px``); anything else is a UsageError."""
+    try:
+        opts, rest = _split_options(shlex.split(line))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if rest:
+        raise UsageError(f"{magic} takes only options{where}, not {' '.join(rest)!r}")
+    return opts
+
+
 def _strip_options(line: str) -> str:
     """The code after %px's leading options, as typed (quotes and spacing kept)."""
     rest = line.lstrip()
@@ -187,12 +198,7 @@ if HAVE_IPYTHON:
         @line_magic
         def pxconfig(self, line):
             """%pxconfig [--targets T] [--block|--noblock]: defaults for %px."""
-            try:
-                opts, rest = _split_options(shlex.split(line))
-            except ValueError as e:
-                raise UsageError(str(e)) from None
-            if rest:
-                raise UsageError(f"%pxconfig takes only options, not {' '.join(rest)!r}")
+            opts = _options_only(line, "%pxconfig", "")
             if "targets" in opts:
                 self.targets = opts["targets"]
             if "block" in opts:
@@ -246,12 +252,7 @@ if HAVE_IPYTHON:
         @cell_magic("px")
         def px_cell(self, line, cell):
             """%%px [--targets T] [--block|--noblock]: the cell's Python code on the engines."""
-            try:
-                opts, rest = _split_options(shlex.split(line))
-            except ValueError as e:
-                raise UsageError(str(e)) from None
-            if rest:
-                raise UsageError(f"%%px takes only options on its line, not {' '.join(rest)!r}")
+            opts = _options_only(line, "%%px", " on its line")
             return self._run_code(cell, opts)
 
         @line_magic
