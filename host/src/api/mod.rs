@@ -13,6 +13,7 @@ pub mod connection;
 mod contract_tests;
 pub mod dashboard;
 pub mod error;
+mod frames;
 pub mod history;
 pub mod metrics;
 mod push_body;

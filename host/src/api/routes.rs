@@ -11,6 +11,7 @@ use axum::Json;
 
 use super::body::{read_bytes, read_f64s, ApiPath, ApiQuery, JsonBody};
 use super::error::{ApiResult, ErrorBody};
+use super::frames::{view_answer, wants_frames, TaskBody};
 use super::wire::*;
 use super::AppState;
 use crate::scheduler::{cut, InstallReport, RawData, Targets, TaskSpec, TaskView};
@@ -106,7 +107,8 @@ pub async fn install(State(s): State<Arc<AppState>>, JsonBody(req): JsonBody<Ins
               (status = 422, body = ErrorBody, description = "an argument does not fit the function's type"),
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "no engine could take the work; retry")))]
-pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<TaskSpec>) -> ApiResult<impl IntoResponse> {
+pub async fn submit(State(s): State<Arc<AppState>>, headers: HeaderMap, TaskBody(spec): TaskBody) -> ApiResult<axum::response::Response> {
+    let framed = wants_frames(&headers);
     for (field, n) in [("chunksize", spec.chunksize), ("retries", spec.retries)] {
         if n.is_some_and(|n| n > MAX_COUNT) {
             return Err(Error::BadRequest(format!("{field} must be at most {MAX_COUNT}")).into());
@@ -122,9 +124,9 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
         // Into the store before the record drops the result it answers with.
         tracked.finished(view.clone());
         task.mark_delivered();
-        Ok((StatusCode::OK, Json(super::history::SharedView(view))))
+        Ok(view_answer(StatusCode::OK, &view, framed))
     } else {
-        Ok((StatusCode::ACCEPTED, Json(super::history::SharedView(Arc::new(task.view())))))
+        Ok(view_answer(StatusCode::ACCEPTED, &task.view(), framed))
     }
 }
 
@@ -134,6 +136,7 @@ pub async fn submit(State(s): State<Arc<AppState>>, JsonBody(spec): JsonBody<Tas
               (status = 404, body = ErrorBody, description = "no such task")))]
 pub async fn task(
     State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<axum::response::Response> {
@@ -145,7 +148,7 @@ pub async fn task(
     if let Some(w) = wait {
         task.wait(w).await;
     }
-    Ok(Json(task.view()).into_response())
+    Ok(view_answer(StatusCode::OK, &task.view(), wants_frames(&headers)))
 }
 
 #[utoipa::path(delete, path = "/v1/tasks/{id}", params(("id" = String, Path, description = "The task's id.")),

@@ -5,12 +5,15 @@
 
 use std::ops::Range;
 
+use bytes::Bytes;
+
 use serde_json::{Map, Value as Json};
 use wasmtime::component::types::Type;
 use wasmtime::component::Val;
 
 use crate::engine::Arg;
 use crate::runtime::ExportedFunction;
+use crate::value::frames::buffer_form;
 use crate::value::{array_to_val, json_to_val, lookup, num_to_val, ArrayForm};
 use crate::value::{signature, wit_name_matches, wit_type};
 use crate::{Error, Result};
@@ -28,15 +31,19 @@ fn as_ref(v: &Json) -> Option<&str> {
     }
 }
 
-fn one_arg(f: &ExportedFunction, name: &str, ty: &Type, v: &Json) -> Result<Arg> {
+fn one_arg(f: &ExportedFunction, name: &str, ty: &Type, v: &Json, buffers: &[Bytes]) -> Result<Arg> {
     if let Some(global) = as_ref(v) {
         return Ok(Arg::Ref(global.to_string()));
+    }
+    if let Some(form) = v.as_object().and_then(|o| buffer_form(o, buffers)) {
+        let form = form.map_err(|msg| type_error(f, format!("argument `{name}`: {msg}")))?;
+        return whole_array(f, name, ty, form);
     }
     json_to_val(ty, v, name).map(Arg::Val).map_err(|e| type_error(f, e))
 }
 
 /// The arguments of one call from positional `args` and named `kwargs`.
-pub fn bind_call(f: &ExportedFunction, args: &[Json], kwargs: &Map<String, Json>) -> Result<Vec<Arg>> {
+pub fn bind_call(f: &ExportedFunction, args: &[Json], kwargs: &Map<String, Json>, buffers: &[Bytes]) -> Result<Vec<Arg>> {
     if args.len() > f.params.len() {
         return Err(type_error(f, format!("{} takes {} arguments but {} were given", f.name, f.params.len(), args.len())));
     }
@@ -46,7 +53,7 @@ pub fn bind_call(f: &ExportedFunction, args: &[Json], kwargs: &Map<String, Json>
         let named = lookup(kwargs, name);
         let arg = match (args.get(i), named) {
             (Some(_), Some(_)) => return Err(type_error(f, format!("argument `{name}` given both by position and by name"))),
-            (Some(v), None) | (None, Some(v)) => one_arg(f, name, ty, v)?,
+            (Some(v), None) | (None, Some(v)) => one_arg(f, name, ty, v, buffers)?,
             (None, None) if matches!(ty, Type::Option(_)) => Arg::Val(Val::Option(None)),
             (None, None) => return Err(type_error(f, format!("missing argument `{name}` ({})", wit_type(ty)))),
         };
@@ -63,6 +70,21 @@ fn check_kwargs(f: &ExportedFunction, kwargs: &Map<String, Json>) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// A whole argument given as an array form of a framed body's buffer:
+/// handed to the engine as bytes when every element converts, else
+/// converted now (its type errors found before any job is sent).
+fn whole_array(f: &ExportedFunction, name: &str, ty: &Type, form: ArrayForm) -> Result<Arg> {
+    if form.shape.is_empty() {
+        return num_to_val(ty, form.get(0), name).map(Arg::Val).map_err(|e| type_error(f, e));
+    }
+    if always_converts(ty, form.dtype, form.shape.len()) {
+        let rows = 0..form.shape[0];
+        return Ok(Arg::Rows(std::sync::Arc::new(form), rows));
+    }
+    let mut offset = 0;
+    array_to_val(ty, &form, &form.shape.clone(), &mut offset, name).map(Arg::Val).map_err(|e| type_error(f, e))
 }
 
 /// A map/parallel sequence: a JSON list or an array form (items along axis 0).
@@ -87,10 +109,10 @@ fn always_converts(ty: &Type, dtype: crate::value::Dtype, depth: usize) -> bool 
 }
 
 impl Sequence {
-    pub fn parse(v: Json, index: usize) -> Result<Sequence> {
+    pub fn parse(v: Json, index: usize, buffers: &[Bytes]) -> Result<Sequence> {
         match v {
             Json::Array(items) => Ok(Sequence::Json(items)),
-            Json::Object(obj) => match ArrayForm::from_json(&obj) {
+            Json::Object(obj) => match buffer_form(&obj, buffers).or_else(|| ArrayForm::from_json(&obj)) {
                 Some(Ok(a)) if !a.shape.is_empty() => Ok(Sequence::Array(std::sync::Arc::new(a))),
                 Some(Ok(_)) => Err(Error::BadRequest(format!("sequences[{index}]: a 0-dimensional array is not a sequence"))),
                 Some(Err(msg)) => Err(Error::BadRequest(format!("sequences[{index}]: {msg}"))),
@@ -154,9 +176,9 @@ fn free_params<'a>(f: &'a ExportedFunction, kwargs: &Map<String, Json>) -> Vec<(
 }
 
 /// Constant kwargs bound once, in parameter order (None where a sequence binds).
-fn constants(f: &ExportedFunction, kwargs: &Map<String, Json>) -> Result<Vec<Option<Arg>>> {
+fn constants(f: &ExportedFunction, kwargs: &Map<String, Json>, buffers: &[Bytes]) -> Result<Vec<Option<Arg>>> {
     check_kwargs(f, kwargs)?;
-    f.params.iter().map(|(n, t)| lookup(kwargs, n).map(|v| one_arg(f, n, t, v)).transpose()).collect()
+    f.params.iter().map(|(n, t)| lookup(kwargs, n).map(|v| one_arg(f, n, t, v, buffers)).transpose()).collect()
 }
 
 fn check_arity(f: &ExportedFunction, free: &[(usize, &str, &Type)], seqs: &[Sequence]) -> Result<()> {
@@ -176,8 +198,8 @@ fn check_arity(f: &ExportedFunction, free: &[(usize, &str, &Type)], seqs: &[Sequ
 }
 
 /// One call per item: the i-th call gets the i-th item of every sequence.
-pub fn bind_map(f: &ExportedFunction, seqs: &[Sequence], kwargs: &Map<String, Json>) -> Result<Vec<Vec<Arg>>> {
-    let consts = constants(f, kwargs)?;
+pub fn bind_map(f: &ExportedFunction, seqs: &[Sequence], kwargs: &Map<String, Json>, buffers: &[Bytes]) -> Result<Vec<Vec<Arg>>> {
+    let consts = constants(f, kwargs, buffers)?;
     let free = free_params(f, kwargs);
     check_arity(f, &free, seqs)?;
     let len = seqs.iter().map(Sequence::len).min().unwrap_or(0);
@@ -199,8 +221,9 @@ pub fn bind_parallel(
     seqs: &[Sequence],
     kwargs: &Map<String, Json>,
     chunks: &[Range<usize>],
+    buffers: &[Bytes],
 ) -> Result<Vec<Vec<Arg>>> {
-    let consts = constants(f, kwargs)?;
+    let consts = constants(f, kwargs, buffers)?;
     let free = free_params(f, kwargs);
     check_arity(f, &free, seqs)?;
     for (_, name, ty) in &free {
@@ -218,6 +241,17 @@ pub fn bind_parallel(
             Ok(args.into_iter().flatten().collect())
         })
         .collect()
+}
+
+/// A framed body's buffers must each be named by an array form of the
+/// task (one sent for nothing is most likely a client's mistake).
+pub fn all_buffers_named(spec: &super::TaskSpec, buffers: &[Bytes]) -> Result<()> {
+    let mut named = vec![false; buffers.len()];
+    crate::value::frames::named_buffers(spec.args.iter().chain(spec.kwargs.values()).chain(&spec.sequences), &mut named);
+    match named.iter().position(|n| !n) {
+        Some(k) => Err(Error::BadRequest(format!("framed body: buffer {k} is named by no array form of the task"))),
+        None => Ok(()),
+    }
 }
 
 /// The shortest sequence's length (what a map runs over).

@@ -70,6 +70,10 @@ pub struct TaskSpec {
     #[serde(default)]
     #[schema(maximum = 4294967295.0)]
     pub retries: Option<usize>,
+    /// The buffers of a framed body (`value::frames`), which array forms in
+    /// `args`, `kwargs` and `sequences` name; not part of the JSON.
+    #[serde(skip)]
+    pub buffers: Vec<bytes::Bytes>,
 }
 
 /// The longest per-call deadline a task may ask for: 7 days.
@@ -85,7 +89,11 @@ impl TaskSpec {
     pub fn weight(&self) -> usize {
         let one = |v: &Json| match v {
             Json::Array(items) => items.len(),
-            Json::Object(o) => o.get("data").and_then(Json::as_str).map_or(1, |d| d.len() / 8),
+            Json::Object(o) => match (o.get("data").and_then(Json::as_str), o.get("buffer").and_then(Json::as_u64)) {
+                (Some(d), _) => d.len() / 8,
+                (None, Some(k)) => self.buffers.get(k as usize).map_or(1, |b| b.len() / 8),
+                (None, None) => 1,
+            },
             _ => 1,
         };
         self.sequences.iter().map(one).sum::<usize>()
@@ -106,7 +114,7 @@ impl Controller {
     }
 
     pub fn submit(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
-        let spec = if spec.op == Op::Execute { self.execute_as_apply(spec)? } else { spec };
+        let mut spec = if spec.op == Op::Execute { self.execute_as_apply(spec)? } else { spec };
         if spec.code.is_some() {
             return Err(Error::BadRequest("code is for op \"execute\"".into()));
         }
@@ -129,7 +137,11 @@ impl Controller {
             return Err(Error::BadRequest(format!("{:?} takes sequences (and kwargs for constants), not args", spec.op).to_lowercase()));
         }
         let selection = self.resolve(&spec.targets)?;
-        let seqs = spec.sequences.iter().cloned().enumerate().map(|(i, s)| Sequence::parse(s, i)).collect::<Result<Vec<_>>>()?;
+        let buffers = std::mem::take(&mut spec.buffers);
+        binding::all_buffers_named(&spec, &buffers)?;
+        // Taken, not cloned: array forms' strings are the bulk of a big body.
+        let sequences = std::mem::take(&mut spec.sequences);
+        let seqs = sequences.into_iter().enumerate().map(|(i, s)| Sequence::parse(s, i, &buffers)).collect::<Result<Vec<_>>>()?;
         let len = binding::common_len(&seqs);
         if len > self.runtime.limits.max_sequence_len {
             return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));
@@ -144,14 +156,14 @@ impl Controller {
             }
             (Op::Apply | Op::Execute, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
-                let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
+                let args = binding::bind_call(f, &spec.args, &spec.kwargs, &buffers)?;
                 let record = self.tasks.record(spec.op, &component.name, &f.name, ids.len(), ids.clone());
                 let jobs = ids.iter().map(|&id| (id, batch(vec![args.clone()], record.control.clone()))).collect();
                 self.start_direct(record, jobs, Assemble::PerEngine, result_ty, spec.result_encoding)
             }
             (Op::Apply, Selection::Balanced) => {
                 let capable = self.require_some(&component)?;
-                let args = binding::bind_call(f, &spec.args, &spec.kwargs)?;
+                let args = binding::bind_call(f, &spec.args, &spec.kwargs, &buffers)?;
                 let id = self.pool.least_loaded(&capable).ok_or_else(|| Error::Internal("no engine".into()))?;
                 let record = self.tasks.record(spec.op, &component.name, &f.name, 1, vec![id]);
                 let jobs = vec![(id, batch(vec![args], record.control.clone()))];
@@ -159,7 +171,7 @@ impl Controller {
             }
             (Op::Map, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
-                let mut calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
+                let mut calls = binding::bind_map(f, &seqs, &spec.kwargs, &buffers)?;
                 let record = self.tasks.record(spec.op, &component.name, &f.name, len, ids.clone());
                 let ranges = partition::contiguous(len, ids.len());
                 let mut jobs = Vec::new();
@@ -175,7 +187,7 @@ impl Controller {
             }
             (Op::Map, Selection::Balanced) => {
                 let capable = self.require_some(&component)?;
-                let calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
+                let calls = binding::bind_map(f, &seqs, &spec.kwargs, &buffers)?;
                 let chunksize = match spec.chunksize {
                     Some(0) => return Err(Error::BadRequest("chunksize must be at least 1".into())),
                     Some(c) => c,
@@ -189,7 +201,7 @@ impl Controller {
                 self.require_all(&component, &ids)?;
                 let pairs: Vec<_> = ids.iter().copied().zip(partition::contiguous(len, ids.len())).filter(|(_, r)| !r.is_empty()).collect();
                 let ranges: Vec<_> = pairs.iter().map(|(_, r)| r.clone()).collect();
-                let calls = binding::bind_parallel(f, &seqs, &spec.kwargs, &ranges)?;
+                let calls = binding::bind_parallel(f, &seqs, &spec.kwargs, &ranges, &buffers)?;
                 let used: Vec<usize> = pairs.iter().map(|(id, _)| *id).collect();
                 let record = self.tasks.record(spec.op, &component.name, &f.name, used.len(), used.clone());
                 let jobs = used.iter().zip(calls).map(|(&id, call)| (id, batch(vec![call], record.control.clone()))).collect();

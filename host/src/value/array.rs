@@ -254,17 +254,22 @@ fn header(obj: &Map<String, Json>) -> Result<(Dtype, &str), String> {
     if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data")) {
         return Err(format!("array form: unknown field `{}` (expected dtype, shape, data)", crate::error::cut(k)));
     }
-    let dtype_name = obj.get("dtype").and_then(Json::as_str).ok_or("array form: `dtype` must be a string")?;
-    let dtype = Dtype::parse(dtype_name).ok_or_else(|| {
-        format!("array form: unknown dtype {dtype_name:?} (use float64, float32, int64, int32, int16, int8, uint64, uint32, uint16, uint8 or bool)")
-    })?;
+    let dtype = dtype_of(obj)?;
     let data_b64 = obj.get("data").and_then(Json::as_str).ok_or("array form: `data` must be a base64 string")?;
     Ok((dtype, data_b64))
 }
 
+/// The checked `dtype` of an array form.
+pub(super) fn dtype_of(obj: &Map<String, Json>) -> Result<Dtype, String> {
+    let dtype_name = obj.get("dtype").and_then(Json::as_str).ok_or("array form: `dtype` must be a string")?;
+    Dtype::parse(dtype_name).ok_or_else(|| {
+        format!("array form: unknown dtype {dtype_name:?} (use float64, float32, int64, int32, int16, int8, uint64, uint32, uint16, uint8 or bool)")
+    })
+}
+
 /// The shape of `bytes` bytes of `dtype` items: the form's `shape`, checked
 /// against the data, or one dimension of all of them.
-fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize) -> Result<Vec<usize>, String> {
+pub(super) fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize) -> Result<Vec<usize>, String> {
     if !bytes.is_multiple_of(dtype.size()) {
         return Err(format!("array form: {} bytes is not a whole number of {} items", bytes, dtype.name()));
     }

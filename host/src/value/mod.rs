@@ -10,6 +10,7 @@
 
 pub mod array;
 pub mod chunks;
+pub mod frames;
 mod wit;
 
 use serde_json::{Map, Value as Json};
@@ -18,6 +19,7 @@ use wasmtime::component::Val;
 
 pub use array::{ArrayForm, Dtype, Num};
 pub use chunks::JsonChunks;
+pub use frames::{Frames, FRAMES_MEDIA_TYPE};
 pub use wit::{signature, snake_case, wit_name_matches, wit_type};
 
 /// How list-of-number results are written back.
@@ -259,6 +261,11 @@ fn convert(ty: &Type, v: &Json) -> Result<Val, ConvertError> {
                     array_to_val(ty, &a, &a.shape.clone(), &mut offset, path)
                 }
                 Some(Err(msg)) => Err(fail(path, wit_type(ty), msg)),
+                None if obj.contains_key("buffer") => Err(fail(
+                    path,
+                    wit_type(ty),
+                    "an array form naming a buffer inside another value (a buffer may stand for a whole argument, kwarg or sequence)",
+                )),
                 None => Err(bad()),
             },
             _ => Err(bad()),
