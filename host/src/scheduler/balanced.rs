@@ -1,7 +1,13 @@
 //! The balanced view: one shared queue of batches that free engines pull
 //! from, so no engine idles while batches remain; results are collected in
 //! batch order (or arrival order when `ordered` is false).
+//!
+//! A batch's calls are bound from the task's sequences when an engine takes
+//! it (`MapBatches`), not all up front: only the batches running hold their
+//! arguments. Every item was converted once at submission to find a type
+//! error before anything runs, so binding a batch again cannot fail.
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +20,27 @@ use super::partition;
 use super::result::{flat_result, merge_outputs};
 use super::task::{TaskError, TaskErrorKind, TaskRecord};
 use super::Controller;
-use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, Job};
+use super::binding::MapCalls;
+use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSource, CallSpec, Job};
 use crate::{Error, Result};
+
+/// A balanced map's batches, each bound from the sequences by the engine
+/// that takes it (the items were all checked at submission).
+struct MapBatches {
+    calls: MapCalls,
+    ranges: Vec<Range<usize>>,
+}
+
+impl CallSource for MapBatches {
+    fn batches(&self) -> usize {
+        self.ranges.len()
+    }
+
+    fn batch(&self, index: usize) -> Option<std::result::Result<Vec<Vec<Arg>>, String>> {
+        let range = self.ranges.get(index)?.clone();
+        Some(self.calls.calls(range).map_err(|e| e.to_string()))
+    }
+}
 
 impl Controller {
     // The arguments are the parts of one task; bundling them would only rename them.
@@ -24,7 +49,7 @@ impl Controller {
         self: &Arc<Self>,
         record: Arc<TaskRecord>,
         call_spec: CallSpec,
-        calls: Vec<Vec<Arg>>,
+        calls: MapCalls,
         chunksize: usize,
         engines: Vec<usize>,
         ordered: bool,
@@ -33,16 +58,11 @@ impl Controller {
     ) -> Result<Arc<TaskRecord>> {
         self.pool.check_capacity(&engines)?;
         let ranges = partition::batches(calls.len(), chunksize);
-        let mut calls = calls;
-        let mut batches: Vec<Vec<Vec<Arg>>> = Vec::with_capacity(ranges.len());
-        for range in ranges.iter().rev() {
-            batches.push(calls.split_off(range.start));
-        }
-        batches.reverse();
-        let n_batches = batches.len();
+        let n_batches = ranges.len();
         let (sink, mut results) = mpsc::unbounded_channel();
         let encoding = call_spec.encoding;
-        let work = Arc::new(BalancedWork::new(call_spec, batches, sink, retries));
+        let source = Box::new(MapBatches { calls, ranges });
+        let work = Arc::new(BalancedWork::from_source(call_spec, source, sink, retries));
         let mut accepted = 0;
         for &id in &engines {
             match self.pool.send(id, Job::Balanced(work.clone())) {
@@ -111,6 +131,9 @@ impl Controller {
                     }
                 }
             }
+            // The sequences go before the results are assembled (engines
+            // drop their share once no batch is left).
+            drop(work);
             used.sort_unstable();
             task.set_engines(used);
             let outputs = merge_outputs(outputs);

@@ -175,22 +175,70 @@ fn check_arity(f: &ExportedFunction, free: &[(usize, &str, &Type)], seqs: &[Sequ
     Ok(())
 }
 
-/// One call per item: the i-th call gets the i-th item of every sequence.
-pub fn bind_map(f: &ExportedFunction, seqs: &[Sequence], kwargs: &Map<String, Json>) -> Result<Vec<Vec<Arg>>> {
-    let consts = constants(f, kwargs)?;
-    let free = free_params(f, kwargs);
-    check_arity(f, &free, seqs)?;
-    let len = seqs.iter().map(Sequence::len).min().unwrap_or(0);
-    let mut calls = Vec::with_capacity(len);
-    for i in 0..len {
-        let mut args: Vec<Option<Arg>> = consts.clone();
-        for ((pos, name, ty), seq) in free.iter().zip(seqs) {
-            let arg = seq.item(i, ty, "").map_err(|e| type_error(f, e.within(&format!("{name}[{i}]"))))?;
-            args[*pos] = Some(arg);
-        }
-        calls.push(args.into_iter().flatten().collect());
+/// A map's calls, bound from its sequences when asked: the i-th call gets
+/// the i-th item of every sequence, and the constants from `kwargs`.
+pub struct MapCalls {
+    f: ExportedFunction,
+    consts: Vec<Option<Arg>>,
+    /// The free parameters (position, name, type), in sequence order.
+    free: Vec<(usize, String, Type)>,
+    seqs: Vec<Sequence>,
+    len: usize,
+}
+
+impl MapCalls {
+    /// Constants bound and arity checked; items not yet looked at.
+    pub fn new(f: &ExportedFunction, seqs: Vec<Sequence>, kwargs: &Map<String, Json>) -> Result<MapCalls> {
+        let consts = constants(f, kwargs)?;
+        let free = free_params(f, kwargs);
+        check_arity(f, &free, &seqs)?;
+        let free = free.into_iter().map(|(pos, name, ty)| (pos, name.to_string(), ty.clone())).collect();
+        let len = common_len(&seqs);
+        Ok(MapCalls { f: f.clone(), consts, free, seqs, len })
     }
-    Ok(calls)
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn arg(&self, i: usize, name: &str, ty: &Type, seq: &Sequence) -> Result<Arg> {
+        seq.item(i, ty, "").map_err(|e| type_error(&self.f, e.within(&format!("{name}[{i}]"))))
+    }
+
+    /// Every item converts: the first that does not is the task's type
+    /// error, before anything runs (items in order, then sequences).
+    pub fn check(&self) -> Result<()> {
+        for i in 0..self.len {
+            for ((_, name, ty), seq) in self.free.iter().zip(&self.seqs) {
+                self.arg(i, name, ty, seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The arguments of call `i`.
+    pub fn call(&self, i: usize) -> Result<Vec<Arg>> {
+        let mut args: Vec<Option<Arg>> = self.consts.clone();
+        for ((pos, name, ty), seq) in self.free.iter().zip(&self.seqs) {
+            args[*pos] = Some(self.arg(i, name, ty, seq)?);
+        }
+        Ok(args.into_iter().flatten().collect())
+    }
+
+    /// The calls of items `range`.
+    pub fn calls(&self, range: Range<usize>) -> Result<Vec<Vec<Arg>>> {
+        range.map(|i| self.call(i)).collect()
+    }
+}
+
+/// One call per item: the i-th call gets the i-th item of every sequence.
+pub fn bind_map(f: &ExportedFunction, seqs: Vec<Sequence>, kwargs: &Map<String, Json>) -> Result<Vec<Vec<Arg>>> {
+    let calls = MapCalls::new(f, seqs, kwargs)?;
+    calls.calls(0..calls.len())
 }
 
 /// One call per chunk: each free (list) parameter gets its chunk of its sequence.

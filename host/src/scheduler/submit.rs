@@ -106,7 +106,7 @@ impl Controller {
     }
 
     pub fn submit(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
-        let spec = if spec.op == Op::Execute { self.execute_as_apply(spec)? } else { spec };
+        let mut spec = if spec.op == Op::Execute { self.execute_as_apply(spec)? } else { spec };
         if spec.code.is_some() {
             return Err(Error::BadRequest("code is for op \"execute\"".into()));
         }
@@ -129,7 +129,8 @@ impl Controller {
             return Err(Error::BadRequest(format!("{:?} takes sequences (and kwargs for constants), not args", spec.op).to_lowercase()));
         }
         let selection = self.resolve(&spec.targets)?;
-        let seqs = spec.sequences.iter().cloned().enumerate().map(|(i, s)| Sequence::parse(s, i)).collect::<Result<Vec<_>>>()?;
+        // Moved, not copied: a big map's sequences are held once.
+        let seqs = std::mem::take(&mut spec.sequences).into_iter().enumerate().map(|(i, s)| Sequence::parse(s, i)).collect::<Result<Vec<_>>>()?;
         let len = binding::common_len(&seqs);
         if len > self.runtime.limits.max_sequence_len {
             return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));
@@ -159,7 +160,7 @@ impl Controller {
             }
             (Op::Map, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
-                let mut calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
+                let mut calls = binding::bind_map(f, seqs, &spec.kwargs)?;
                 let record = self.tasks.record(spec.op, &component.name, &f.name, len, ids.clone());
                 let ranges = partition::contiguous(len, ids.len());
                 let mut jobs = Vec::new();
@@ -175,7 +176,8 @@ impl Controller {
             }
             (Op::Map, Selection::Balanced) => {
                 let capable = self.require_some(&component)?;
-                let calls = binding::bind_map(f, &seqs, &spec.kwargs)?;
+                let calls = binding::MapCalls::new(f, seqs, &spec.kwargs)?;
+                calls.check()?;
                 let chunksize = match spec.chunksize {
                     Some(0) => return Err(Error::BadRequest("chunksize must be at least 1".into())),
                     Some(c) => c,
