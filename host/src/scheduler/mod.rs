@@ -32,6 +32,7 @@ use crate::{Error, Result};
 pub use crate::runtime::Limits as EngineLimits;
 pub use dependencies::InstallReport;
 pub use namespace::{cut, RawData};
+pub use binding::SentSequence;
 pub use submit::TaskSpec;
 pub use targets::{Selection, Targets};
 pub use task::{Op, Status, TaskError, TaskRecord, TaskView};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use super::binding::{self, Sequence};
+use super::binding::{self, SentSequence, Sequence};
 use super::direct::Assemble;
 use super::partition;
 use super::targets::{Selection, Targets};
@@ -48,7 +48,7 @@ pub struct TaskSpec {
     /// Sequences (map, parallel): JSON lists or array forms.
     #[serde(default)]
     #[schema(value_type = Vec<serde_json::Value>)]
-    pub sequences: Vec<Json>,
+    pub sequences: Vec<SentSequence>,
     #[serde(default)]
     pub targets: Targets,
     #[serde(default)]
@@ -88,7 +88,7 @@ impl TaskSpec {
             Json::Object(o) => o.get("data").and_then(Json::as_str).map_or(1, |d| d.len() / 8),
             _ => 1,
         };
-        self.sequences.iter().map(one).sum::<usize>()
+        self.sequences.iter().map(SentSequence::weight).sum::<usize>()
             + self.args.iter().map(one).sum::<usize>()
             + self.kwargs.values().map(one).sum::<usize>()
     }
