@@ -1,6 +1,7 @@
 //! The balanced view: one shared queue of batches that free engines pull
 //! from, so no engine idles while batches remain; results are collected in
-//! batch order (or arrival order when `ordered` is false).
+//! batch order (or arrival order when `ordered` is false) into one list as
+//! they come, only batches that came early waiting aside.
 //!
 //! A batch's calls are bound from the task's sequences when an engine takes
 //! it (`MapBatches`), not all up front: only the batches running hold their
@@ -77,8 +78,14 @@ impl Controller {
         let task = record.clone();
         let me = self.clone();
         tokio::spawn(async move {
+            // Results go into `flat` as soon as their turn comes (the next
+            // batch in order, or any batch when unordered): only batches that
+            // arrived early wait in `slots`, so the results are not held
+            // twice when the task ends.
             let mut slots: Vec<Option<Vec<Json>>> = vec![None; n_batches];
-            let mut arrival: Vec<usize> = Vec::with_capacity(n_batches);
+            let mut seen = vec![false; n_batches];
+            let mut next_in_order = 0;
+            let mut flat: Vec<Json> = Vec::with_capacity(task.total);
             let mut outputs = Vec::new();
             let mut failures = Vec::new();
             let mut used = Vec::new();
@@ -122,8 +129,17 @@ impl Controller {
                 }
                 match r {
                     Ok(values) => {
-                        slots[batch] = Some(values);
-                        arrival.push(batch);
+                        if batch < n_batches && !std::mem::replace(&mut seen[batch], true) {
+                            if ordered {
+                                slots[batch] = Some(values);
+                                while let Some(done) = slots.get_mut(next_in_order).and_then(Option::take) {
+                                    flat.extend(done);
+                                    next_in_order += 1;
+                                }
+                            } else {
+                                flat.extend(values);
+                            }
+                        }
                     }
                     Err(f) => {
                         work.stop.store(true, Ordering::SeqCst);
@@ -131,8 +147,8 @@ impl Controller {
                     }
                 }
             }
-            // The sequences go before the results are assembled (engines
-            // drop their share once no batch is left).
+            // The sequences go before the answer is made (engines drop
+            // their share once no batch is left).
             drop(work);
             used.sort_unstable();
             task.set_engines(used);
@@ -148,11 +164,6 @@ impl Controller {
                 );
                 task.finish(Err(TaskError { kind: TaskErrorKind::NoEngine, message, errors: Vec::new(), results: Vec::new() }), outputs);
                 return;
-            }
-            let order: Vec<usize> = if ordered { (0..n_batches).collect() } else { arrival };
-            let mut flat = Vec::with_capacity(task.total);
-            for b in order {
-                flat.extend(slots[b].take().unwrap_or_default());
             }
             task.finish(Ok(flat_result(flat, result_ty.as_ref(), encoding)), outputs);
             me.tasks.enforce_bytes();
