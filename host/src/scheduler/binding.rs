@@ -444,3 +444,51 @@ pub fn bind_parallel(
 pub fn common_len(seqs: &[Sequence]) -> usize {
     seqs.iter().map(Sequence::len).min().unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_of_one_kind_of_number_become_columns_and_spell_the_same_json() {
+        let cases = [
+            ("[1, -2, 9223372036854775807, -9223372036854775808]", "ints"),
+            ("[0.5, -1e300, 2.0]", "floats"),
+            ("[1, 2.0]", "json"),
+            ("[1.5, 2]", "json"),
+            ("[18446744073709551615]", "json"),
+            ("[1, {\"$ref\": \"a\"}]", "json"),
+            ("[[1, 2], [3]]", "json"),
+            ("[]", "json"),
+            ("{\"data\": \"AAAAAAAA8D8=\", \"dtype\": \"f64\", \"shape\": [1]}", "json"),
+            ("7", "json"),
+            ("null", "json"),
+            ("\"text\"", "json"),
+        ];
+        for (text, kind) in cases {
+            let sent: SentSequence = serde_json::from_str(text).expect(text);
+            let got = match &sent {
+                SentSequence::Ints(_) => "ints",
+                SentSequence::Floats(_) => "floats",
+                SentSequence::Json(_) => "json",
+            };
+            assert_eq!(got, kind, "{text}");
+            let json: Json = serde_json::from_str(text).expect(text);
+            // Through a Value too (the body parser's retry path).
+            assert_eq!(serde_json::from_value::<SentSequence>(json.clone()).expect(text), sent, "{text}");
+            assert_eq!(serde_json::to_value(&sent).expect(text), json, "{text}");
+            // Item by item, the very JSON numbers (kinds included) of the list.
+            let items: Vec<Json> = match Sequence::parse(sent, 0) {
+                Ok(Sequence::Ints(col)) => col.into_iter().map(Json::from).collect(),
+                Ok(Sequence::Floats(col)) => col.into_iter().map(Json::from).collect(),
+                Ok(Sequence::Json(items)) => items,
+                Ok(Sequence::Array(_)) | Err(_) => continue,
+            };
+            let want = json.as_array().cloned().unwrap_or_default();
+            for (a, b) in items.iter().zip(&want) {
+                assert_eq!((a.is_i64(), a.is_u64(), a.is_f64()), (b.is_i64(), b.is_u64(), b.is_f64()), "{text}: {a} vs {b}");
+            }
+            assert_eq!(items, want, "{text}");
+        }
+    }
+}
