@@ -1,6 +1,7 @@
 //! Submitting a task: the spec as sent, its validation, and the choice of how
-//! it runs (direct, balanced), with every argument converted before any job
-//! is sent (the invariant of `scheduler`).
+//! it runs (direct, balanced), with every argument converted (or, for a
+//! balanced map, checked) before any job is sent (the invariant of
+//! `scheduler`). Lists of numbers arrive as columns (`SentSequence`).
 
 use std::sync::Arc;
 use std::time::Duration;
