@@ -58,7 +58,11 @@ fn number_columns_answer_as_the_json_lists_they_were_sent_as() {
     let s = crate::server::TestServer::start(2);
     s.upload_seed();
     let map = |xs: Json, targets: Json| {
-        s.call("POST", "/v1/tasks", Some(&json!({"op": "map", "component": "seed", "function": "identity", "sequences": [xs], "targets": targets, "block": true})))
+        s.call(
+            "POST",
+            "/v1/tasks",
+            Some(&json!({"op": "map", "component": "seed", "function": "identity", "sequences": [xs], "targets": targets, "block": true})),
+        )
     };
     for targets in [json!("balanced"), json!("all")] {
         // Integers (a column), with both ends of s64.
@@ -68,31 +72,40 @@ fn number_columns_answer_as_the_json_lists_they_were_sent_as() {
         // Past i64 (kept as JSON): out of range, naming the item.
         let (status, v) = map(json!([1, 2, 18_446_744_073_709_551_615_u64]), targets.clone());
         assert_eq!(status, 422, "{v}");
-        assert!(v["error"].as_str().is_some_and(|e| e.contains("x[2]")), "{v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|e| e.contains("x[2]")), "{v}");
         // Integers then a float (the column becomes JSON): the float's error names it.
         let (status, ints_then_float) = map(json!([1, 2, 3, 4.5]), targets.clone());
         assert_eq!(status, 422, "{ints_then_float}");
-        assert!(ints_then_float["error"].as_str().is_some_and(|e| e.contains("x[3]")), "{ints_then_float}");
+        assert!(ints_then_float["error"]["message"].as_str().is_some_and(|e| e.contains("x[3]")), "{ints_then_float}");
         // Floats only (a column of f64): the same error for the same item.
         let (status, floats) = map(json!([4.5, 1.5]), targets.clone());
         assert_eq!(status, 422, "{floats}");
-        let e = floats["error"].as_str().unwrap_or_default();
+        let e = floats["error"]["message"].as_str().unwrap_or_default();
         assert!(e.contains("x[0]"), "{floats}");
-        assert_eq!(e.replace("x[0]", "x[3]"), ints_then_float["error"].as_str().unwrap_or_default(), "one message for one item, whatever its list");
+        assert_eq!(
+            e.replace("x[0]", "x[3]"),
+            ints_then_float["error"]["message"].as_str().unwrap_or_default(),
+            "one message for one item, whatever its list"
+        );
         // A 2-D list stays JSON and converts row by row.
         let (status, v) = map(json!([[1, 2], 3]), targets.clone());
         assert_eq!(status, 422, "{v}");
-        assert!(v["error"].as_str().is_some_and(|e| e.contains("x[0]")), "{v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|e| e.contains("x[0]")), "{v}");
     }
     // Lists of lists (JSON) and of floats (a column) for list parameters.
-    let rows = s.ok(json!({"op": "map", "component": "seed", "function": "sum-array", "sequences": [[[0.5, 1.5], [2.0], []]], "targets": "balanced"}));
+    let rows = s.ok(
+        json!({"op": "map", "component": "seed", "function": "sum-array", "sequences": [[[0.5, 1.5], [2.0], []]], "targets": "balanced"}),
+    );
     assert_eq!(rows, json!([2.0, 2.0, 0.0]));
-    let chunks = s.ok(json!({"op": "parallel", "component": "seed", "function": "sum-array", "sequences": [[0.5, 1.5, 2.5, 3.5]], "targets": "all"}));
+    let chunks = s
+        .ok(json!({"op": "parallel", "component": "seed", "function": "sum-array", "sequences": [[0.5, 1.5, 2.5, 3.5]], "targets": "all"}));
     assert_eq!(chunks, json!([2.0, 6.0]));
-    let echoed = s.ok(json!({"op": "parallel", "component": "seed", "function": "echo-chunk", "sequences": [[5, -6, 7]], "targets": "all"}));
+    let echoed =
+        s.ok(json!({"op": "parallel", "component": "seed", "function": "echo-chunk", "sequences": [[5, -6, 7]], "targets": "all"}));
     assert_eq!(echoed, json!([5, -6, 7]));
     // Numbers and `$ref`s in one list: JSON, each item as sent.
     s.push(json!({"k": 41}), json!("all"));
-    let mixed = s.ok(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [[1, {"$ref": "k"}, 3]], "targets": "all"}));
+    let mixed =
+        s.ok(json!({"op": "map", "component": "seed", "function": "identity", "sequences": [[1, {"$ref": "k"}, 3]], "targets": "all"}));
     assert_eq!(mixed, json!([1, 41, 3]));
 }

@@ -17,11 +17,11 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use wasmtime::component::types::Type;
 
+use super::binding::MapCalls;
 use super::partition;
 use super::result::{flat_result, merge_outputs};
 use super::task::{TaskError, TaskErrorKind, TaskRecord};
 use super::Controller;
-use super::binding::MapCalls;
 use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSource, CallSpec, Job};
 use crate::{Error, Result};
 

@@ -33,9 +33,9 @@ use crate::wire::ComponentInfo;
 use crate::{Error, Result};
 
 pub use crate::runtime::Limits as EngineLimits;
+pub use binding::SentSequence;
 pub use dependencies::InstallReport;
 pub use namespace::{cut, RawData};
-pub use binding::SentSequence;
 pub use submit::TaskSpec;
 pub use targets::{Selection, Targets};
 pub use task::{Op, Status, TaskError, TaskRecord, TaskView};
