@@ -6,7 +6,7 @@
 //! Invariants:
 //! - Every submitted task is put in the store when submitted and again when
 //!   it finishes, with its finished view taken before a blocking answer
-//!   drops its result (`mark_delivered`).
+//!   drops its result (`TaskRecord::deliver`).
 //! - Nothing is serialized or copied for the store on the request path: it
 //!   gets an `Arc` (`put_lazy`; a blocking answer's view is shared with the
 //!   answer) and makes the record on its writer thread.
@@ -217,7 +217,7 @@ impl Tracked {
         }
     }
 
-    /// The task finished with `view` (taken before `mark_delivered`).
+    /// The task finished with `view` (a blocking answer's, from `TaskRecord::deliver`).
     pub fn finished(&mut self, view: Arc<TaskView>) {
         self.owes_finish = false;
         self.record_finish(view);

@@ -120,10 +120,10 @@ pub async fn submit(State(s): State<Arc<AppState>>, headers: HeaderMap, TaskBody
     let mut tracked = super::history::track(&s, &task, targets, block);
     if block {
         task.wait(Duration::MAX).await;
-        let view = Arc::new(task.view());
-        // Into the store before the record drops the result it answers with.
+        // The result moves from the record into the answer (the record
+        // keeps its status, error and timing), and the store shares it.
+        let view = Arc::new(task.deliver());
         tracked.finished(view.clone());
-        task.mark_delivered();
         Ok(view_answer(StatusCode::OK, &view, framed))
     } else {
         Ok(view_answer(StatusCode::ACCEPTED, &task.view(), framed))

@@ -116,10 +116,35 @@ pub struct StagedRef {
 /// A batch given back to its task: (index, calls, how often it ran before).
 pub type Requeued = (usize, Vec<Vec<Arg>>, usize);
 
+/// Where a load-balanced map's batches come from: built up front (a remote
+/// engine's group), or bound from the task's sequences by the engine that
+/// takes a batch, so a big map never holds every call's arguments at once.
+pub trait CallSource: Send + Sync {
+    /// How many batches there are.
+    fn batches(&self) -> usize;
+    /// The calls of batch `index`; each index is asked for once at most.
+    /// `None` past the end; `Err` if its arguments cannot be bound (the
+    /// scheduler checked them all before the task started, so only a bug).
+    fn batch(&self, index: usize) -> Option<Result<Vec<Vec<Arg>>, String>>;
+}
+
+/// Batches built up front.
+struct Built(Vec<Mutex<Option<Vec<Vec<Arg>>>>>);
+
+impl CallSource for Built {
+    fn batches(&self) -> usize {
+        self.0.len()
+    }
+
+    fn batch(&self, index: usize) -> Option<Result<Vec<Vec<Arg>>, String>> {
+        self.0.get(index).map(|slot| Ok(slot.lock().take().unwrap_or_default()))
+    }
+}
+
 /// A load-balanced map: batches that whichever engine is free takes next.
 pub struct BalancedWork {
     pub spec: CallSpec,
-    pub batches: Vec<Mutex<Option<Vec<Vec<Arg>>>>>,
+    source: Box<dyn CallSource>,
     pub next: AtomicUsize,
     /// Set after a failure: no new batches are taken, running ones finish.
     pub stop: AtomicBool,
@@ -132,9 +157,20 @@ pub struct BalancedWork {
 
 impl BalancedWork {
     pub fn new(spec: CallSpec, batches: Vec<Vec<Vec<Arg>>>, sink: mpsc::UnboundedSender<BatchOutcome>, retries: usize) -> BalancedWork {
+        let built = Built(batches.into_iter().map(|b| Mutex::new(Some(b))).collect());
+        BalancedWork::from_source(spec, Box::new(built), sink, retries)
+    }
+
+    /// Work whose batches `source` binds as engines take them.
+    pub fn from_source(
+        spec: CallSpec,
+        source: Box<dyn CallSource>,
+        sink: mpsc::UnboundedSender<BatchOutcome>,
+        retries: usize,
+    ) -> BalancedWork {
         BalancedWork {
             spec,
-            batches: batches.into_iter().map(|b| Mutex::new(Some(b))).collect(),
+            source,
             next: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             sink,
@@ -143,24 +179,42 @@ impl BalancedWork {
         }
     }
 
-    /// The next batch nobody has taken, with its index.
-    pub fn take(&self) -> Option<(usize, Vec<Vec<Arg>>)> {
-        self.take_attempt().map(|(i, calls, _)| (i, calls))
+    /// How many batches the work has.
+    pub fn batches(&self) -> usize {
+        self.source.batches()
+    }
+
+    /// The next batch nobody has taken, with its index, for `engine`.
+    pub fn take(&self, engine: usize) -> Option<(usize, Vec<Vec<Arg>>)> {
+        self.take_attempt(engine).map(|(i, calls, _)| (i, calls))
     }
 
     /// The next batch, with how many times it ran before (on lost engines).
-    pub fn take_attempt(&self) -> Option<(usize, Vec<Vec<Arg>>, usize)> {
+    /// A batch whose arguments cannot be bound fails the task: its failure
+    /// (as `engine`'s) goes to the sink and no batch is taken.
+    pub fn take_attempt(&self, engine: usize) -> Option<(usize, Vec<Vec<Arg>>, usize)> {
         if self.spec.control.is_cancelled() || self.stop.load(Ordering::SeqCst) {
             return None;
         }
         if let Some(again) = self.requeued.lock().pop() {
             return Some(again);
         }
-        loop {
-            let i = self.next.fetch_add(1, Ordering::SeqCst);
-            let slot = self.batches.get(i)?;
-            if let Some(calls) = slot.lock().take() {
-                return Some((i, calls, 0));
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        match self.source.batch(i)? {
+            Ok(calls) => Some((i, calls, 0)),
+            Err(message) => {
+                self.stop.store(true, Ordering::SeqCst);
+                let function = self.spec.component.functions.get(self.spec.function).map_or("?", |f| f.name.as_str());
+                let failure = EngineFailure {
+                    engine,
+                    function: format!("{}/{function}", self.spec.component.name),
+                    message: format!("batch {i} could not be bound: {message}"),
+                    trace: String::new(),
+                    cause: crate::error::FailureCause::Argument,
+                };
+                let output = EngineOutput { engine, ..Default::default() };
+                let _ = self.sink.send(BatchOutcome { engine, batch: i, results: Err(failure), output });
+                None
             }
         }
     }

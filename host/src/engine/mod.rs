@@ -29,7 +29,7 @@ mod typed;
 mod worker;
 
 pub use info::{hostname, EngineInfo, EngineStatus, Placement};
-pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSpec, EngineOutput, Job, StagedRef, TaskControl};
+pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSource, CallSpec, EngineOutput, Job, StagedRef, TaskControl};
 pub use linker::{wasi_provides, HOST_INTERFACES};
 pub use namespace::{Namespace, NsValue};
 pub use pool::{lost_message, EnginePool, RemoteLink};

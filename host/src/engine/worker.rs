@@ -234,7 +234,7 @@ impl Worker {
                 let _ = reply.send(BatchOutcome { engine: self.id, batch: 0, results, output });
             }
             Job::Balanced(work) => {
-                while let Some((index, calls)) = work.take() {
+                while let Some((index, calls)) = work.take(self.id) {
                     let results = self.run_batch_guarded(&work.spec, calls);
                     let output = self.store.data_mut().take_output();
                     if work.sink.send(BatchOutcome { engine: self.id, batch: index, results, output }).is_err() {

@@ -492,7 +492,7 @@ async fn run_balanced(link: Arc<EngineLink>, index: usize, work: Arc<BalancedWor
             let mut taken = Vec::with_capacity(group);
             let mut calls_taken = 0;
             while taken.len() < group && calls_taken < WINDOW_CALLS {
-                let Some(b) = work.take_attempt() else { break };
+                let Some(b) = work.take_attempt(id) else { break };
                 calls_taken += b.1.len();
                 taken.push(b);
             }

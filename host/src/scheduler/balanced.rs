@@ -1,7 +1,14 @@
 //! The balanced view: one shared queue of batches that free engines pull
 //! from, so no engine idles while batches remain; results are collected in
-//! batch order (or arrival order when `ordered` is false).
+//! batch order (or arrival order when `ordered` is false) into one list as
+//! they come, only batches that came early waiting aside.
+//!
+//! A batch's calls are bound from the task's sequences when an engine takes
+//! it (`MapBatches`), not all up front: only the batches running hold their
+//! arguments. Every item was converted once at submission to find a type
+//! error before anything runs, so binding a batch again cannot fail.
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +17,31 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use wasmtime::component::types::Type;
 
+use super::binding::MapCalls;
 use super::partition;
 use super::result::{flat_result, merge_outputs};
 use super::task::{TaskError, TaskErrorKind, TaskRecord};
 use super::Controller;
-use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSpec, Job};
+use crate::engine::{Arg, BalancedWork, BatchOutcome, CallSource, CallSpec, Job};
 use crate::{Error, Result};
+
+/// A balanced map's batches, each bound from the sequences by the engine
+/// that takes it (the items were all checked at submission).
+struct MapBatches {
+    calls: MapCalls,
+    ranges: Vec<Range<usize>>,
+}
+
+impl CallSource for MapBatches {
+    fn batches(&self) -> usize {
+        self.ranges.len()
+    }
+
+    fn batch(&self, index: usize) -> Option<std::result::Result<Vec<Vec<Arg>>, String>> {
+        let range = self.ranges.get(index)?.clone();
+        Some(self.calls.calls(range).map_err(|e| e.to_string()))
+    }
+}
 
 impl Controller {
     // The arguments are the parts of one task; bundling them would only rename them.
@@ -24,7 +50,7 @@ impl Controller {
         self: &Arc<Self>,
         record: Arc<TaskRecord>,
         call_spec: CallSpec,
-        calls: Vec<Vec<Arg>>,
+        calls: MapCalls,
         chunksize: usize,
         engines: Vec<usize>,
         ordered: bool,
@@ -33,16 +59,11 @@ impl Controller {
     ) -> Result<Arc<TaskRecord>> {
         self.pool.check_capacity(&engines)?;
         let ranges = partition::batches(calls.len(), chunksize);
-        let mut calls = calls;
-        let mut batches: Vec<Vec<Vec<Arg>>> = Vec::with_capacity(ranges.len());
-        for range in ranges.iter().rev() {
-            batches.push(calls.split_off(range.start));
-        }
-        batches.reverse();
-        let n_batches = batches.len();
+        let n_batches = ranges.len();
         let (sink, mut results) = mpsc::unbounded_channel();
         let encoding = call_spec.encoding;
-        let work = Arc::new(BalancedWork::new(call_spec, batches, sink, retries));
+        let source = Box::new(MapBatches { calls, ranges });
+        let work = Arc::new(BalancedWork::from_source(call_spec, source, sink, retries));
         let mut accepted = 0;
         for &id in &engines {
             match self.pool.send(id, Job::Balanced(work.clone())) {
@@ -57,8 +78,14 @@ impl Controller {
         let task = record.clone();
         let me = self.clone();
         tokio::spawn(async move {
+            // Results go into `flat` as soon as their turn comes (the next
+            // batch in order, or any batch when unordered): only batches that
+            // arrived early wait in `slots`, so the results are not held
+            // twice when the task ends.
             let mut slots: Vec<Option<Vec<Json>>> = vec![None; n_batches];
-            let mut arrival: Vec<usize> = Vec::with_capacity(n_batches);
+            let mut seen = vec![false; n_batches];
+            let mut next_in_order = 0;
+            let mut flat: Vec<Json> = Vec::with_capacity(task.total);
             let mut outputs = Vec::new();
             let mut failures = Vec::new();
             let mut used = Vec::new();
@@ -102,8 +129,17 @@ impl Controller {
                 }
                 match r {
                     Ok(values) => {
-                        slots[batch] = Some(values);
-                        arrival.push(batch);
+                        if batch < n_batches && !std::mem::replace(&mut seen[batch], true) {
+                            if ordered {
+                                slots[batch] = Some(values);
+                                while let Some(done) = slots.get_mut(next_in_order).and_then(Option::take) {
+                                    flat.extend(done);
+                                    next_in_order += 1;
+                                }
+                            } else {
+                                flat.extend(values);
+                            }
+                        }
                     }
                     Err(f) => {
                         work.stop.store(true, Ordering::SeqCst);
@@ -111,6 +147,9 @@ impl Controller {
                     }
                 }
             }
+            // The sequences go before the answer is made (engines drop
+            // their share once no batch is left).
+            drop(work);
             used.sort_unstable();
             task.set_engines(used);
             let outputs = merge_outputs(outputs);
@@ -125,11 +164,6 @@ impl Controller {
                 );
                 task.finish(Err(TaskError { kind: TaskErrorKind::NoEngine, message, errors: Vec::new(), results: Vec::new() }), outputs);
                 return;
-            }
-            let order: Vec<usize> = if ordered { (0..n_batches).collect() } else { arrival };
-            let mut flat = Vec::with_capacity(task.total);
-            for b in order {
-                flat.extend(slots[b].take().unwrap_or_default());
             }
             task.finish(Ok(flat_result(flat, result_ty.as_ref(), encoding)), outputs);
             me.tasks.enforce_bytes();

@@ -87,9 +87,174 @@ fn whole_array(f: &ExportedFunction, name: &str, ty: &Type, form: ArrayForm) -> 
     array_to_val(ty, &form, &form.shape.clone(), &mut offset, name).map(Arg::Val).map_err(|e| type_error(f, e))
 }
 
-/// A map/parallel sequence: a JSON list or an array form (items along axis 0).
+/// A sequence as a task sends it: a list of plain numbers of one kind
+/// (integers that fit an `i64`, or floats) is parsed straight into a column,
+/// 8 bytes an item instead of a `serde_json::Value`'s 32; anything else (a
+/// list with other items, an array form, a wrong value) is kept as JSON.
+/// Each item is converted from the same JSON number it was sent as, so the
+/// results and type errors are those of the JSON list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SentSequence {
+    Json(Json),
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+}
+
+impl SentSequence {
+    /// Roughly how many items converting it touches (`TaskSpec::weight`).
+    pub fn weight(&self) -> usize {
+        match self {
+            SentSequence::Ints(v) => v.len(),
+            SentSequence::Floats(v) => v.len(),
+            SentSequence::Json(Json::Array(items)) => items.len(),
+            SentSequence::Json(Json::Object(o)) => match (o.get("data").and_then(Json::as_str), o.get("buffer")) {
+                (Some(d), _) => d.len() / 8,
+                // A buffer's items: it holds no more than the body's bytes.
+                (None, Some(_)) => o.get("shape").and_then(Json::as_array).map_or(1, |d| d.iter().filter_map(Json::as_u64).product::<u64>() as usize),
+                (None, None) => 1,
+            },
+            SentSequence::Json(_) => 1,
+        }
+    }
+}
+
+impl From<Json> for SentSequence {
+    fn from(v: Json) -> SentSequence {
+        SentSequence::Json(v)
+    }
+}
+
+impl serde::Serialize for SentSequence {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            SentSequence::Json(v) => v.serialize(s),
+            SentSequence::Ints(v) => s.collect_seq(v),
+            SentSequence::Floats(v) => s.collect_seq(v),
+        }
+    }
+}
+
+/// A list being read: a column while its items are numbers of one kind.
+enum Column {
+    Empty,
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+    Json(Vec<Json>),
+}
+
+impl Column {
+    fn push(&mut self, v: Json) {
+        let number = match &v {
+            Json::Number(n) if n.is_f64() => n.as_f64().map(Err),
+            Json::Number(n) => n.as_i64().map(Ok),
+            _ => None,
+        };
+        match (&mut *self, number) {
+            (Column::Empty, Some(Ok(i))) => *self = Column::Ints(vec![i]),
+            (Column::Empty, Some(Err(x))) => *self = Column::Floats(vec![x]),
+            (Column::Ints(col), Some(Ok(i))) => col.push(i),
+            (Column::Floats(col), Some(Err(x))) => col.push(x),
+            (Column::Json(items), _) => items.push(v),
+            // Another kind of item: the list so far becomes JSON again.
+            (_, _) => {
+                let mut items = self.take_json();
+                items.push(v);
+                *self = Column::Json(items);
+            }
+        }
+    }
+
+    fn take_json(&mut self) -> Vec<Json> {
+        match std::mem::replace(self, Column::Empty) {
+            Column::Empty => Vec::new(),
+            Column::Ints(col) => col.into_iter().map(Json::from).collect(),
+            Column::Floats(col) => col.into_iter().map(Json::from).collect(),
+            Column::Json(items) => items,
+        }
+    }
+}
+
+struct SentVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SentVisitor {
+    type Value = SentSequence;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<SentSequence, A::Error> {
+        let mut col = Column::Empty;
+        while let Some(v) = seq.next_element::<Json>()? {
+            col.push(v);
+        }
+        Ok(match col {
+            Column::Ints(mut v) => {
+                v.shrink_to_fit();
+                SentSequence::Ints(v)
+            }
+            Column::Floats(mut v) => {
+                v.shrink_to_fit();
+                SentSequence::Floats(v)
+            }
+            mut other => SentSequence::Json(Json::Array(other.take_json())),
+        })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<SentSequence, A::Error> {
+        use serde::Deserialize;
+        Json::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(SentSequence::Json)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::from(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::String(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::Null))
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<SentSequence, E> {
+        Ok(SentSequence::Json(Json::Null))
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<SentSequence, D::Error> {
+        d.deserialize_any(SentVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SentSequence {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SentSequence, D::Error> {
+        d.deserialize_any(SentVisitor)
+    }
+}
+
+/// A map/parallel sequence: a JSON list, a column of numbers, or an array
+/// form (items along axis 0).
 pub enum Sequence {
     Json(Vec<Json>),
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
     Array(std::sync::Arc<ArrayForm>),
 }
 
@@ -109,7 +274,12 @@ fn always_converts(ty: &Type, dtype: crate::value::Dtype, depth: usize) -> bool 
 }
 
 impl Sequence {
-    pub fn parse(v: Json, index: usize, buffers: &[Bytes]) -> Result<Sequence> {
+    pub fn parse(v: SentSequence, index: usize, buffers: &[Bytes]) -> Result<Sequence> {
+        let v = match v {
+            SentSequence::Ints(col) => return Ok(Sequence::Ints(col)),
+            SentSequence::Floats(col) => return Ok(Sequence::Floats(col)),
+            SentSequence::Json(v) => v,
+        };
         match v {
             Json::Array(items) => Ok(Sequence::Json(items)),
             Json::Object(obj) => match buffer_form(&obj, buffers).or_else(|| ArrayForm::from_json(&obj)) {
@@ -128,6 +298,8 @@ impl Sequence {
     pub fn len(&self) -> usize {
         match self {
             Sequence::Json(items) => items.len(),
+            Sequence::Ints(col) => col.len(),
+            Sequence::Floats(col) => col.len(),
             Sequence::Array(a) => a.shape[0],
         }
     }
@@ -143,6 +315,9 @@ impl Sequence {
                 Some(g) => Ok(Arg::Ref(g.to_string())),
                 None => json_to_val(ty, &items[i], path).map(Arg::Val),
             },
+            // The JSON number the item was sent as (a number is never a `$ref`).
+            Sequence::Ints(col) => json_to_val(ty, &Json::from(col[i]), path).map(Arg::Val),
+            Sequence::Floats(col) => json_to_val(ty, &Json::from(col[i]), path).map(Arg::Val),
             Sequence::Array(a) if a.shape.len() == 1 => num_to_val(ty, a.get(i), path).map(Arg::Val),
             Sequence::Array(a) if always_converts(ty, a.dtype, a.shape.len() - 1) => Ok(Arg::Row(a.clone(), i)),
             Sequence::Array(a) => {
@@ -157,6 +332,8 @@ impl Sequence {
     fn chunk(&self, range: Range<usize>, ty: &Type, path: &str) -> std::result::Result<Arg, crate::value::ConvertError> {
         match self {
             Sequence::Json(items) => json_to_val(ty, &Json::Array(items[range].to_vec()), path).map(Arg::Val),
+            Sequence::Ints(col) => json_to_val(ty, &Json::Array(col[range].iter().map(|&i| Json::from(i)).collect()), path).map(Arg::Val),
+            Sequence::Floats(col) => json_to_val(ty, &Json::Array(col[range].iter().map(|&x| Json::from(x)).collect()), path).map(Arg::Val),
             // Converted by the engine that runs the call (in parallel).
             Sequence::Array(a) if always_converts(ty, a.dtype, a.shape.len()) => Ok(Arg::Rows(a.clone(), range)),
             Sequence::Array(a) => {
@@ -197,22 +374,70 @@ fn check_arity(f: &ExportedFunction, free: &[(usize, &str, &Type)], seqs: &[Sequ
     Ok(())
 }
 
-/// One call per item: the i-th call gets the i-th item of every sequence.
-pub fn bind_map(f: &ExportedFunction, seqs: &[Sequence], kwargs: &Map<String, Json>, buffers: &[Bytes]) -> Result<Vec<Vec<Arg>>> {
-    let consts = constants(f, kwargs, buffers)?;
-    let free = free_params(f, kwargs);
-    check_arity(f, &free, seqs)?;
-    let len = seqs.iter().map(Sequence::len).min().unwrap_or(0);
-    let mut calls = Vec::with_capacity(len);
-    for i in 0..len {
-        let mut args: Vec<Option<Arg>> = consts.clone();
-        for ((pos, name, ty), seq) in free.iter().zip(seqs) {
-            let arg = seq.item(i, ty, "").map_err(|e| type_error(f, e.within(&format!("{name}[{i}]"))))?;
-            args[*pos] = Some(arg);
-        }
-        calls.push(args.into_iter().flatten().collect());
+/// A map's calls, bound from its sequences when asked: the i-th call gets
+/// the i-th item of every sequence, and the constants from `kwargs`.
+pub struct MapCalls {
+    f: ExportedFunction,
+    consts: Vec<Option<Arg>>,
+    /// The free parameters (position, name, type), in sequence order.
+    free: Vec<(usize, String, Type)>,
+    seqs: Vec<Sequence>,
+    len: usize,
+}
+
+impl MapCalls {
+    /// Constants bound and arity checked; items not yet looked at.
+    pub fn new(f: &ExportedFunction, seqs: Vec<Sequence>, kwargs: &Map<String, Json>, buffers: &[Bytes]) -> Result<MapCalls> {
+        let consts = constants(f, kwargs, buffers)?;
+        let free = free_params(f, kwargs);
+        check_arity(f, &free, &seqs)?;
+        let free = free.into_iter().map(|(pos, name, ty)| (pos, name.to_string(), ty.clone())).collect();
+        let len = common_len(&seqs);
+        Ok(MapCalls { f: f.clone(), consts, free, seqs, len })
     }
-    Ok(calls)
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn arg(&self, i: usize, name: &str, ty: &Type, seq: &Sequence) -> Result<Arg> {
+        seq.item(i, ty, "").map_err(|e| type_error(&self.f, e.within(&format!("{name}[{i}]"))))
+    }
+
+    /// Every item converts: the first that does not is the task's type
+    /// error, before anything runs (items in order, then sequences).
+    pub fn check(&self) -> Result<()> {
+        for i in 0..self.len {
+            for ((_, name, ty), seq) in self.free.iter().zip(&self.seqs) {
+                self.arg(i, name, ty, seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The arguments of call `i`.
+    pub fn call(&self, i: usize) -> Result<Vec<Arg>> {
+        let mut args: Vec<Option<Arg>> = self.consts.clone();
+        for ((pos, name, ty), seq) in self.free.iter().zip(&self.seqs) {
+            args[*pos] = Some(self.arg(i, name, ty, seq)?);
+        }
+        Ok(args.into_iter().flatten().collect())
+    }
+
+    /// The calls of items `range`.
+    pub fn calls(&self, range: Range<usize>) -> Result<Vec<Vec<Arg>>> {
+        range.map(|i| self.call(i)).collect()
+    }
+}
+
+/// One call per item: the i-th call gets the i-th item of every sequence.
+pub fn bind_map(f: &ExportedFunction, seqs: Vec<Sequence>, kwargs: &Map<String, Json>, buffers: &[Bytes]) -> Result<Vec<Vec<Arg>>> {
+    let calls = MapCalls::new(f, seqs, kwargs, buffers)?;
+    calls.calls(0..calls.len())
 }
 
 /// One call per chunk: each free (list) parameter gets its chunk of its sequence.
@@ -247,7 +472,11 @@ pub fn bind_parallel(
 /// task (one sent for nothing is most likely a client's mistake).
 pub fn all_buffers_named(spec: &super::TaskSpec, buffers: &[Bytes]) -> Result<()> {
     let mut named = vec![false; buffers.len()];
-    crate::value::frames::named_buffers(spec.args.iter().chain(spec.kwargs.values()).chain(&spec.sequences), &mut named);
+    let sequences = spec.sequences.iter().filter_map(|s| match s {
+        SentSequence::Json(v) => Some(v),
+        SentSequence::Ints(_) | SentSequence::Floats(_) => None,
+    });
+    crate::value::frames::named_buffers(spec.args.iter().chain(spec.kwargs.values()).chain(sequences), &mut named);
     match named.iter().position(|n| !n) {
         Some(k) => Err(Error::BadRequest(format!("framed body: buffer {k} is named by no array form of the task"))),
         None => Ok(()),
@@ -257,4 +486,52 @@ pub fn all_buffers_named(spec: &super::TaskSpec, buffers: &[Bytes]) -> Result<()
 /// The shortest sequence's length (what a map runs over).
 pub fn common_len(seqs: &[Sequence]) -> usize {
     seqs.iter().map(Sequence::len).min().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_of_one_kind_of_number_become_columns_and_spell_the_same_json() {
+        let cases = [
+            ("[1, -2, 9223372036854775807, -9223372036854775808]", "ints"),
+            ("[0.5, -1e300, 2.0]", "floats"),
+            ("[1, 2.0]", "json"),
+            ("[1.5, 2]", "json"),
+            ("[18446744073709551615]", "json"),
+            ("[1, {\"$ref\": \"a\"}]", "json"),
+            ("[[1, 2], [3]]", "json"),
+            ("[]", "json"),
+            ("{\"data\": \"AAAAAAAA8D8=\", \"dtype\": \"f64\", \"shape\": [1]}", "json"),
+            ("7", "json"),
+            ("null", "json"),
+            ("\"text\"", "json"),
+        ];
+        for (text, kind) in cases {
+            let sent: SentSequence = serde_json::from_str(text).expect(text);
+            let got = match &sent {
+                SentSequence::Ints(_) => "ints",
+                SentSequence::Floats(_) => "floats",
+                SentSequence::Json(_) => "json",
+            };
+            assert_eq!(got, kind, "{text}");
+            let json: Json = serde_json::from_str(text).expect(text);
+            // Through a Value too (the body parser's retry path).
+            assert_eq!(serde_json::from_value::<SentSequence>(json.clone()).expect(text), sent, "{text}");
+            assert_eq!(serde_json::to_value(&sent).expect(text), json, "{text}");
+            // Item by item, the very JSON numbers (kinds included) of the list.
+            let items: Vec<Json> = match Sequence::parse(sent, 0, &[]) {
+                Ok(Sequence::Ints(col)) => col.into_iter().map(Json::from).collect(),
+                Ok(Sequence::Floats(col)) => col.into_iter().map(Json::from).collect(),
+                Ok(Sequence::Json(items)) => items,
+                Ok(Sequence::Array(_)) | Err(_) => continue,
+            };
+            let want = json.as_array().cloned().unwrap_or_default();
+            for (a, b) in items.iter().zip(&want) {
+                assert_eq!((a.is_i64(), a.is_u64(), a.is_f64()), (b.is_i64(), b.is_u64(), b.is_f64()), "{text}: {a} vs {b}");
+            }
+            assert_eq!(items, want, "{text}");
+        }
+    }
 }

@@ -5,7 +5,10 @@
 //! Invariants:
 //! - Everything a request can get wrong (unknown names, bad targets, wrong
 //!   argument types, unmet imports, full queues) is found here, before any
-//!   job is sent; a task that is accepted has all its arguments converted.
+//!   job is sent; a task that is accepted has all its arguments converted
+//!   (a balanced map converts each item once to check it, then binds each
+//!   batch again when an engine takes it, so only running batches hold
+//!   their arguments).
 //! - Direct views send one job per engine (one message per engine for a
 //!   whole chunk); the balanced view shares one queue of batches that free
 //!   engines pull from, so no engine idles while batches remain.
@@ -30,6 +33,7 @@ use crate::wire::ComponentInfo;
 use crate::{Error, Result};
 
 pub use crate::runtime::Limits as EngineLimits;
+pub use binding::SentSequence;
 pub use dependencies::InstallReport;
 pub use namespace::{cut, RawData};
 pub use submit::TaskSpec;

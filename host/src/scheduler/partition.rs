@@ -28,10 +28,18 @@ pub fn batches(len: usize, chunksize: usize) -> Vec<Range<usize>> {
 
 /// The chunk size used when a balanced map does not give one: about eight
 /// batches per engine, so engines stay busy even when items vary in cost,
-/// while per-batch overhead stays small next to the calls in it.
+/// while per-batch overhead stays small next to the calls in it; and at
+/// most [`AUTOMATIC_MAX`] items, so the batches running hold little memory
+/// (a batch's calls and results exist only while it runs and until its
+/// answer is collected: ~120 bytes an item for small items).
 pub fn automatic_chunksize(len: usize, engines: usize) -> usize {
-    len.div_ceil(engines.max(1) * 8).max(1)
+    len.div_ceil(engines.max(1) * 8).clamp(1, AUTOMATIC_MAX)
 }
+
+/// The largest automatic batch: 65 536 calls, ~8 MB of arguments and
+/// results in flight per engine, and per-batch overhead (tens of µs) still
+/// nothing next to the calls in it.
+pub const AUTOMATIC_MAX: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {
@@ -53,5 +61,6 @@ mod tests {
         assert_eq!(b, vec![0..4, 4..8, 8..10]);
         assert_eq!(batches(0, 3), Vec::<Range<usize>>::new());
         assert_eq!(automatic_chunksize(100_000, 2), 6250);
+        assert_eq!(automatic_chunksize(10_000_000, 2), AUTOMATIC_MAX);
     }
 }

@@ -1,6 +1,7 @@
 //! Submitting a task: the spec as sent, its validation, and the choice of how
-//! it runs (direct, balanced), with every argument converted before any job
-//! is sent (the invariant of `scheduler`).
+//! it runs (direct, balanced), with every argument converted (or, for a
+//! balanced map, checked) before any job is sent (the invariant of
+//! `scheduler`). Lists of numbers arrive as columns (`SentSequence`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use super::binding::{self, Sequence};
+use super::binding::{self, SentSequence, Sequence};
 use super::direct::Assemble;
 use super::partition;
 use super::targets::{Selection, Targets};
@@ -48,7 +49,7 @@ pub struct TaskSpec {
     /// Sequences (map, parallel): JSON lists or array forms.
     #[serde(default)]
     #[schema(value_type = Vec<serde_json::Value>)]
-    pub sequences: Vec<Json>,
+    pub sequences: Vec<SentSequence>,
     #[serde(default)]
     pub targets: Targets,
     #[serde(default)]
@@ -89,14 +90,10 @@ impl TaskSpec {
     pub fn weight(&self) -> usize {
         let one = |v: &Json| match v {
             Json::Array(items) => items.len(),
-            Json::Object(o) => match (o.get("data").and_then(Json::as_str), o.get("buffer").and_then(Json::as_u64)) {
-                (Some(d), _) => d.len() / 8,
-                (None, Some(k)) => self.buffers.get(k as usize).map_or(1, |b| b.len() / 8),
-                (None, None) => 1,
-            },
+            Json::Object(o) => o.get("data").and_then(Json::as_str).map_or(1, |d| d.len() / 8),
             _ => 1,
         };
-        self.sequences.iter().map(one).sum::<usize>()
+        self.sequences.iter().map(SentSequence::weight).sum::<usize>()
             + self.args.iter().map(one).sum::<usize>()
             + self.kwargs.values().map(one).sum::<usize>()
     }
@@ -139,9 +136,9 @@ impl Controller {
         let selection = self.resolve(&spec.targets)?;
         let buffers = std::mem::take(&mut spec.buffers);
         binding::all_buffers_named(&spec, &buffers)?;
-        // Taken, not cloned: array forms' strings are the bulk of a big body.
-        let sequences = std::mem::take(&mut spec.sequences);
-        let seqs = sequences.into_iter().enumerate().map(|(i, s)| Sequence::parse(s, i, &buffers)).collect::<Result<Vec<_>>>()?;
+        // Moved, not copied: a big map's sequences are held once.
+        let seqs =
+            std::mem::take(&mut spec.sequences).into_iter().enumerate().map(|(i, s)| Sequence::parse(s, i, &buffers)).collect::<Result<Vec<_>>>()?;
         let len = binding::common_len(&seqs);
         if len > self.runtime.limits.max_sequence_len {
             return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));
@@ -171,7 +168,7 @@ impl Controller {
             }
             (Op::Map, Selection::Direct(ids)) => {
                 self.require_all(&component, &ids)?;
-                let mut calls = binding::bind_map(f, &seqs, &spec.kwargs, &buffers)?;
+                let mut calls = binding::bind_map(f, seqs, &spec.kwargs, &buffers)?;
                 let record = self.tasks.record(spec.op, &component.name, &f.name, len, ids.clone());
                 let ranges = partition::contiguous(len, ids.len());
                 let mut jobs = Vec::new();
@@ -187,7 +184,8 @@ impl Controller {
             }
             (Op::Map, Selection::Balanced) => {
                 let capable = self.require_some(&component)?;
-                let calls = binding::bind_map(f, &seqs, &spec.kwargs, &buffers)?;
+                let calls = binding::MapCalls::new(f, seqs, &spec.kwargs, &buffers)?;
+                calls.check()?;
                 let chunksize = match spec.chunksize {
                     Some(0) => return Err(Error::BadRequest("chunksize must be at least 1".into())),
                     Some(c) => c,

@@ -212,14 +212,6 @@ impl TaskRecord {
         }
     }
 
-    /// The finished task was answered in full to a blocking request: drop
-    /// its bulky parts.
-    pub fn mark_delivered(&self) {
-        if self.status().is_finished() {
-            self.drop_result(true);
-        }
-    }
-
     fn kept(&self) -> usize {
         self.state.lock().bytes
     }
@@ -230,7 +222,35 @@ impl TaskRecord {
 
     pub fn view(&self) -> TaskView {
         let s = self.state.lock();
-        let status = self.status_of(&s);
+        self.view_of(&s, s.result.clone())
+    }
+
+    /// The finished task's view for a blocking request that answers it in
+    /// full, then the record drops its bulky parts (`delivered: true`,
+    /// under the same lock): the result moves into the view instead of
+    /// being copied, so a big map's result is never held twice.
+    pub fn deliver(&self) -> TaskView {
+        let mut s = self.state.lock();
+        if !self.status_of(&s).is_finished() {
+            return self.view_of(&s, s.result.clone());
+        }
+        let result = s.result.take();
+        let has_bulk = result.is_some() || !s.outputs.is_empty() || s.error.as_ref().is_some_and(|e| !e.results.is_empty());
+        let view = self.view_of(&s, result);
+        if has_bulk {
+            s.delivered = true;
+            s.outputs = Vec::new();
+            if let Some(e) = s.error.as_mut() {
+                e.results = Vec::new();
+            }
+            self.kept_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
+            s.bytes = 0;
+        }
+        view
+    }
+
+    fn view_of(&self, s: &TaskState, result: Option<Json>) -> TaskView {
+        let status = self.status_of(s);
         let done = if status == Status::Done { self.total } else { self.control.done.load(Ordering::Relaxed).min(self.total) };
         let started = self.control.started_at().or(s.completed);
         TaskView {
@@ -240,7 +260,7 @@ impl TaskRecord {
             function: self.function.clone(),
             status,
             progress: Progress { done, total: self.total },
-            result: s.result.clone(),
+            result,
             engines: s.engines.clone(),
             outputs: s.outputs.clone(),
             error: s.error.clone(),
