@@ -4,6 +4,7 @@ mod api_tutorial;
 mod cli;
 mod defects;
 mod dependencies;
+mod frames;
 mod guests;
 mod history;
 mod launchers;
