@@ -66,7 +66,8 @@ fn framed_mandelbrot_matches_the_json_answer() {
     let s = TestServer::start(2);
     s.upload("mandelbrot", wasmpar::examples::MANDELBROT_WASM);
     let (xs, ys) = grid();
-    let json_answer = s.ok(json!({"op": "map", "component": "mandelbrot", "function": "mandel", "sequences": [xs, ys], "kwargs": {"max-iters": 80}}));
+    let json_answer =
+        s.ok(json!({"op": "map", "component": "mandelbrot", "function": "mandel", "sequences": [xs, ys], "kwargs": {"max-iters": 80}}));
     let expected: Vec<u32> = json_answer.as_array().expect("list").iter().map(|v| v.as_u64().expect("u32") as u32).collect();
     let doc = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "block": true,
         "sequences": [{"dtype": "float64", "shape": [xs.len()], "buffer": 0}, {"dtype": "float64", "buffer": 1}],
@@ -105,18 +106,23 @@ fn broken_framed_bodies_are_clear_errors() {
     let s = TestServer::start(1);
     s.upload("mandelbrot", wasmpar::examples::MANDELBROT_WASM);
     let xs = f64_bytes(&[0.0, 0.5, 1.0]);
-    let spec = |seqs: Json| {
-        json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "block": true, "sequences": seqs, "kwargs": {"max-iters": 8}})
-    };
+    let spec = |seqs: Json| json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "block": true, "sequences": seqs, "kwargs": {"max-iters": 8}});
     let two = spec(json!([{"dtype": "float64", "buffer": 0}, {"dtype": "float64", "buffer": 1}]));
     let whole = framed(&two, &[xs.clone(), xs.clone()]);
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (whole[..whole.len() - 3].to_vec(), 400, "frame 2 says 24 bytes but only 21 follow"),
         (Vec::new(), 400, "the first frame must be the JSON document"),
-        (framed(&two, &[xs.clone()]), 400, "`buffer` 1 names no buffer (the framed body has 1"),
+        (framed(&two, std::slice::from_ref(&xs)), 400, "`buffer` 1 names no buffer (the framed body has 1"),
         (framed(&two, &[xs.clone(), xs.clone(), xs.clone()]), 400, "buffer 2 is named by no array form"),
         (framed(&two, &[xs.clone(), xs[..20].to_vec()]), 400, "20 bytes is not a whole number of float64 items"),
-        (framed(&spec(json!([{"dtype": "float64", "shape": [4], "buffer": 0}, {"dtype": "float64", "buffer": 1}])), &[xs.clone(), xs.clone()]), 400, "needs 4 items but data holds 3"),
+        (
+            framed(
+                &spec(json!([{"dtype": "float64", "shape": [4], "buffer": 0}, {"dtype": "float64", "buffer": 1}])),
+                &[xs.clone(), xs.clone()],
+            ),
+            400,
+            "needs 4 items but data holds 3",
+        ),
         (b"\x05\x00\x00\x00\x00\x00\x00\x00{nope".to_vec(), 400, "invalid JSON body"),
     ];
     for (body, status, says) in cases {

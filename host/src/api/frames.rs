@@ -18,7 +18,8 @@ use crate::value::{Frames, FRAMES_MEDIA_TYPE};
 use crate::Error;
 
 fn is_frames(v: Option<&HeaderValue>) -> bool {
-    v.and_then(|v| v.to_str().ok()).is_some_and(|s| s.split(',').any(|part| part.split(';').next().map(str::trim) == Some(FRAMES_MEDIA_TYPE)))
+    v.and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s.split(',').any(|part| part.split(';').next().map(str::trim) == Some(FRAMES_MEDIA_TYPE)))
 }
 
 /// Whether the client takes framed answers (`Accept` names the media type).

@@ -110,7 +110,9 @@ impl SentSequence {
             SentSequence::Json(Json::Object(o)) => match (o.get("data").and_then(Json::as_str), o.get("buffer")) {
                 (Some(d), _) => d.len() / 8,
                 // A buffer's items: it holds no more than the body's bytes.
-                (None, Some(_)) => o.get("shape").and_then(Json::as_array).map_or(1, |d| d.iter().filter_map(Json::as_u64).product::<u64>() as usize),
+                (None, Some(_)) => {
+                    o.get("shape").and_then(Json::as_array).map_or(1, |d| d.iter().filter_map(Json::as_u64).product::<u64>() as usize)
+                }
                 (None, None) => 1,
             },
             SentSequence::Json(_) => 1,

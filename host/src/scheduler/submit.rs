@@ -137,8 +137,11 @@ impl Controller {
         let buffers = std::mem::take(&mut spec.buffers);
         binding::all_buffers_named(&spec, &buffers)?;
         // Moved, not copied: a big map's sequences are held once.
-        let seqs =
-            std::mem::take(&mut spec.sequences).into_iter().enumerate().map(|(i, s)| Sequence::parse(s, i, &buffers)).collect::<Result<Vec<_>>>()?;
+        let seqs = std::mem::take(&mut spec.sequences)
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| Sequence::parse(s, i, &buffers))
+            .collect::<Result<Vec<_>>>()?;
         let len = binding::common_len(&seqs);
         if len > self.runtime.limits.max_sequence_len {
             return Err(Error::TooLarge(format!("sequences of {len} items exceed the limit of {}", self.runtime.limits.max_sequence_len)));

@@ -41,7 +41,10 @@ impl Frames {
         while at < body.len() {
             let index = frames.len();
             let Some(head) = body.get(at..at + 8) else {
-                return Err(format!("framed body: frame {index} starts at byte {at} but only {} bytes remain for its 8-byte length", body.len() - at));
+                return Err(format!(
+                    "framed body: frame {index} starts at byte {at} but only {} bytes remain for its 8-byte length",
+                    body.len() - at
+                ));
             };
             let mut len = [0u8; 8];
             len.copy_from_slice(head);
