@@ -203,13 +203,19 @@ impl TaskRecord {
                 s.evicted = true;
             }
             s.result = None;
-            s.outputs = Vec::new();
-            if let Some(e) = s.error.as_mut() {
-                e.results = Vec::new();
-            }
-            self.kept_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
-            s.bytes = 0;
+            self.clear_bulk(&mut s);
         }
+    }
+
+    /// Drops what a finished record keeps besides its result (outputs, a
+    /// failure's partial results) and gives back their bytes.
+    fn clear_bulk(&self, s: &mut TaskState) {
+        s.outputs = Vec::new();
+        if let Some(e) = s.error.as_mut() {
+            e.results = Vec::new();
+        }
+        self.kept_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
+        s.bytes = 0;
     }
 
     fn kept(&self) -> usize {
@@ -239,12 +245,7 @@ impl TaskRecord {
         let view = self.view_of(&s, result);
         if has_bulk {
             s.delivered = true;
-            s.outputs = Vec::new();
-            if let Some(e) = s.error.as_mut() {
-                e.results = Vec::new();
-            }
-            self.kept_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
-            s.bytes = 0;
+            self.clear_bulk(&mut s);
         }
         view
     }
