@@ -18,6 +18,8 @@ mod kernel;
 
 #[path = "wasmpar/bare.rs"]
 mod bare;
+#[path = "wasmpar/bulk.rs"]
+mod bulk;
 #[path = "wasmpar/cluster.rs"]
 mod cluster;
 #[path = "wasmpar/compute.rs"]

@@ -14,6 +14,7 @@ pub mod client;
 pub mod engine;
 pub mod error;
 pub mod launcher;
+pub mod pages;
 pub mod remote;
 pub mod runtime;
 pub mod scheduler;

@@ -13,6 +13,7 @@ use serde_json::{json, Value as Json};
 use wasmpar::api::{Server, ServerConfig};
 use wasmpar::engine::NsValue;
 
+use crate::bulk::Bulk;
 use crate::report::{best_of, cores, median_of, ms, percentile_us, timed, Table, Target};
 use crate::{array_form, kernel};
 
@@ -118,13 +119,47 @@ pub fn rows(t: &mut Table, dir: &Path) {
     let arrays = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk",
                         "sequences": [array_form(&xs, &[xs.len()]), array_form(&ys, &[ys.len()])],
                         "kwargs": {"max-iters": 80}, "result_encoding": "array"});
+    // Both array rows through the bare client (`bulk.rs`), request
+    // encoding and answer decoding on the clock.
+    let mut bulk = Bulk::connect(&http.url, &http.token);
+    let mut answer: Vec<u8> = Vec::new();
     let (t_arrays, ()) = median_of(15, || {
         let t0 = Instant::now();
-        let (_, v) = http.task(&arrays);
+        let mut spec = arrays.clone();
+        spec["block"] = json!(true);
+        let body = serde_json::to_vec(&spec).expect("json");
+        let (status, len) = bulk.request("POST", "/v1/tasks", &["content-type: application/json"], &body, &mut answer);
+        let v: Json = serde_json::from_slice(&answer[..len]).expect("json answer");
         let data = base64::engine::general_purpose::STANDARD.decode(v["result"]["data"].as_str().unwrap_or("")).expect("base64");
         let got: Vec<u32> = data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let took = t0.elapsed();
+        assert_eq!(status, 200, "{v}");
         assert_eq!(got, expected, "the tutorial's counts, as an array");
+        (took, ())
+    });
+    // The same task as a framed body (API.md "Framed bodies"): the JSON
+    // document names two raw buffers; the answer comes framed too.
+    let framed = json!({"op": "parallel", "component": "mandelbrot", "function": "mandel-chunk", "block": true,
+                        "sequences": [{"dtype": "float64", "shape": [xs.len()], "buffer": 0},
+                                      {"dtype": "float64", "shape": [ys.len()], "buffer": 1}],
+                        "kwargs": {"max-iters": 80}, "result_encoding": "array"});
+    let (t_framed, ()) = median_of(15, || {
+        let t0 = Instant::now();
+        let doc = serde_json::to_vec(&framed).expect("json");
+        let mut body = Vec::with_capacity(doc.len() + (xs.len() + ys.len()) * 8 + 24);
+        for frame in [&doc[..], wasmpar::value::array::f64s_as_bytes(&xs), wasmpar::value::array::f64s_as_bytes(&ys)] {
+            body.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+            body.extend_from_slice(frame);
+        }
+        let headers = ["content-type: application/x-wasmpar-frames", "accept: application/x-wasmpar-frames"];
+        let (status, len) = bulk.request("POST", "/v1/tasks", &headers, &body, &mut answer);
+        let frames = unframe(&answer[..len]);
+        let v: Json = serde_json::from_slice(frames[0]).expect("json answer");
+        let k = v["result"]["buffer"].as_u64().map_or(usize::MAX, |k| k as usize + 1);
+        let got: Vec<u32> = frames[k].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let took = t0.elapsed();
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(got, expected, "the tutorial's counts, framed");
         (took, ())
     });
     t.add(format!("elementwise map of mandel (60 000 calls), {n} engines"), ms(t_map), "ms", None, "median of 5; IPython: 886 ms serial");
@@ -133,7 +168,14 @@ pub fn rows(t: &mut Table, dir: &Path) {
         ms(t_arrays),
         "ms",
         None,
-        "median of 15; request to decoded answer (issue 16: 50x IPython's 212 ms = 4.2 ms)",
+        "median of 15; request to decoded answer",
+    );
+    t.add(
+        format!("parallel mandel-chunk, framed body in and out, {n} engines"),
+        ms(t_framed),
+        "ms",
+        Some(Target::AtMost(4.2)),
+        "median of 15; request to decoded answer (issue 16: 50x IPython's 212 ms)",
     );
     t.add(format!("parallel mandel-chunk, {n} engines"), ms(t_par), "ms", None, "median of 5; IPython @parallel, 8 engines: 238 ms");
     t.add("parallel mandel-chunk, 1 engine", ms(t_one), "ms", None, "median of 5");
@@ -180,17 +222,14 @@ pub fn rows(t: &mut Table, dir: &Path) {
     let agg = |d: Duration| mb * n as f64 / d.as_secs_f64();
     // Bodies as `Bytes`, so each send shares the buffer instead of copying it on the clock.
     let body = bytes::Bytes::from(serde_json::to_vec(&json!({"values": {"big": array_form(&big, &[big.len()])}})).expect("json"));
-    let (t_push, ()) = best_of(2, || {
+    // Bulk rows go through a bare HTTP/1.1 client (`bulk.rs`): the body is
+    // written from this buffer, answers are read into one reused buffer.
+    let mut bulk = Bulk::connect(&http.url, &http.token);
+    let mut buf: Vec<u8> = Vec::new();
+    let (t_push, ()) = best_of(3, || {
         timed(|| {
-            let r = http
-                .client
-                .put(format!("{}/v1/namespace", http.url))
-                .bearer_auth(&http.token)
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .expect("push");
-            assert!(r.status().is_success(), "push: {}", r.text().unwrap_or_default());
+            let (status, _) = bulk.request("PUT", "/v1/namespace", &["content-type: application/json"], &body, &mut buf);
+            assert_eq!(status, 200, "push: {}", String::from_utf8_lossy(&buf));
         })
     });
     // The same conversions in process (no HTTP), the old way beside the
@@ -230,48 +269,52 @@ pub fn rows(t: &mut Table, dir: &Path) {
     // Answers are read into one reused buffer, as a client filling a
     // preallocated array would (a fresh 200 MB buffer per pull would time
     // the client's page faults, not the server).
-    let mut buf: Vec<u8> = Vec::new();
-    let mut read_all = |mut r: reqwest::blocking::Response| -> usize {
-        assert!(r.status().is_success(), "pull: {}", r.status());
-        buf.clear();
-        r.read_to_end(&mut buf).expect("body")
-    };
-    let (t_pull, len) = best_of(2, || {
+    let (t_pull, len) = best_of(3, || {
         timed(|| {
-            read_all(
-                http.client
-                    .get(format!("{}/v1/namespace?names=big&encoding=array", http.url))
-                    .bearer_auth(&http.token)
-                    .send()
-                    .expect("pull"),
-            )
+            let (status, len) = bulk.request("GET", "/v1/namespace?names=big&encoding=array", &[], &[], &mut buf);
+            assert_eq!(status, 200, "pull");
+            len
         })
     });
     assert!(len as f64 > mb * 1e6 * n as f64 * 4.0 / 3.0, "every engine's array came back");
-    let raw = bytes::Bytes::from(big.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-    let (t_push_raw, ()) = best_of(2, || {
+    let pulled: Json = serde_json::from_slice(&buf[..len]).expect("pull answer");
+    assert_eq!(NsValue::from_json(&pulled["values"][n - 1]["big"]).expect("array form"), shared, "pulled exactly");
+    drop(pulled);
+    let raw = big.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (t_push_raw, ()) = best_of(3, || {
         timed(|| {
-            let r = http
-                .client
-                .put(format!("{}/v1/namespace/bigraw?dtype=float64", http.url))
-                .bearer_auth(&http.token)
-                .body(raw.clone())
-                .send()
-                .expect("push raw");
-            assert!(r.status().is_success());
+            let (status, _) = bulk.request("PUT", "/v1/namespace/bigraw?dtype=float64", &[], &raw, &mut buf);
+            assert_eq!(status, 200, "push raw: {}", String::from_utf8_lossy(&buf));
         })
     });
-    let (t_pull_raw, total) = best_of(2, || {
+    let (t_pull_raw, total) = best_of(3, || {
         timed(|| {
             (0..n)
                 .map(|e| {
-                    read_all(
-                        http.client
-                            .get(format!("{}/v1/namespace/bigraw?targets={e}", http.url))
-                            .bearer_auth(&http.token)
-                            .send()
-                            .expect("pull raw"),
-                    )
+                    let (status, len) = bulk.request("GET", &format!("/v1/namespace/bigraw?targets={e}"), &[], &[], &mut buf);
+                    assert_eq!(status, 200, "pull raw");
+                    assert_eq!(&buf[..64], &raw[..64], "engine {e}'s bytes");
+                    len
+                })
+                .sum::<usize>()
+        })
+    });
+    assert_eq!(total, big.len() * 8 * n);
+    // The same raw pull read by reqwest's blocking client, as these rows
+    // were read before 2026-12-03: how much of a figure is the client's.
+    let (t_pull_reqwest, total) = best_of(2, || {
+        timed(|| {
+            (0..n)
+                .map(|e| {
+                    let mut r = http
+                        .client
+                        .get(format!("{}/v1/namespace/bigraw?targets={e}", http.url))
+                        .bearer_auth(&http.token)
+                        .send()
+                        .expect("pull raw");
+                    assert!(r.status().is_success(), "pull raw: {}", r.status());
+                    buf.clear();
+                    r.read_to_end(&mut buf).expect("body")
                 })
                 .sum::<usize>()
         })
@@ -282,28 +325,35 @@ pub fn rows(t: &mut Table, dir: &Path) {
         agg(t_push),
         "MB/s",
         Some(Target::AtLeast(2000.0)),
-        "best of 2; 107 MB body",
+        "best of 3; 107 MB body",
     );
     t.add(
         "pull, encoding=array (GET /v1/namespace)",
         agg(t_pull),
         "MB/s",
         Some(Target::AtLeast(2000.0)),
-        format!("best of 2; {} MB answer", len / 1_000_000),
+        format!("best of 3; {} MB answer", len / 1_000_000),
     );
     t.add(
         "  push, raw little-endian bytes (PUT /v1/namespace/{name})",
         agg(t_push_raw),
         "MB/s",
         Some(Target::AtLeast(2000.0)),
-        "best of 2; 80 MB body",
+        "best of 3; 80 MB body",
     );
     t.add(
         "  pull, raw bytes (GET /v1/namespace/{name}, one GET per engine)",
         agg(t_pull_raw),
         "MB/s",
         Some(Target::AtLeast(2000.0)),
-        "best of 2",
+        "best of 3",
+    );
+    t.add(
+        "    the same raw pull read by reqwest's blocking client",
+        agg(t_pull_reqwest),
+        "MB/s",
+        None,
+        "best of 2; how these rows were read before 2026-12-03",
     );
     t.add(
         "  push, server's decode of the array form, as before (Vec<u8> then Vec<f64>)",
@@ -336,4 +386,18 @@ pub fn rows(t: &mut Table, dir: &Path) {
 
     server.stop();
     let _ = rt.block_on(server.wait());
+}
+
+/// The frames of a framed body (8-byte little-endian length, then the bytes).
+fn unframe(mut b: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        let (len, rest) = b.split_at(8);
+        let n = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
+        let (frame, rest) = rest.split_at(n);
+        out.push(frame);
+        b = rest;
+    }
+    assert!(b.is_empty(), "a framed answer with {} trailing bytes", b.len());
+    out
 }

@@ -30,6 +30,7 @@ pub async fn read_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     }
     let mut stream = req.into_body().into_data_stream();
     let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    crate::pages::advise_huge_spare(buf.spare_capacity_mut());
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError(Error::BadRequest(format!("cannot read the request body: {e}"))))?;
@@ -157,6 +158,7 @@ pub async fn read_f64s(req: Request, limit: usize, mut tee: impl FnMut(&bytes::B
         return Ok(crate::value::array::f64s_from_le(&bytes));
     };
     let mut out = vec![0f64; len / 8];
+    crate::pages::advise_huge(&mut out);
     let mut filled = 0usize;
     let mut stream = req.into_body().into_data_stream();
     while let Some(chunk) = stream.next().await {
