@@ -17,6 +17,7 @@ mod frames;
 pub mod history;
 pub mod metrics;
 mod push_body;
+mod push_stream;
 mod routes;
 pub mod tls;
 mod trim;

@@ -168,9 +168,18 @@ pub async fn cancel(State(s): State<Arc<AppState>>, ApiPath(id): ApiPath<String>
               (status = 429, body = ErrorBody, description = "an engine's queue is full; retry"),
               (status = 503, body = ErrorBody, description = "an engine failed and was restarted")))]
 pub async fn push(State(s): State<Arc<AppState>>, headers: HeaderMap, req: Request) -> ApiResult<Json<EngineIds>> {
-    let bytes = read_bytes(req, s.controller.limits().body_max).await?;
-    // Array forms' base64 borrowed from the body (api/push_body.rs); any
-    // body that does not parse so gets the ordinary parse and its errors.
+    // Long array forms decoded while the body arrives (api/push_stream.rs);
+    // other bodies with their base64 borrowed from the bytes
+    // (api/push_body.rs); any body that does not parse so gets the
+    // ordinary parse and its errors.
+    let bytes = match super::push_stream::read(req, s.controller.limits().body_max).await?.into_values() {
+        Ok((targets, values)) => {
+            let engines = s.controller.push_values(&targets, values).await?;
+            s.metrics.pushed(body_len(&headers));
+            return Ok(Json(EngineIds { engines }));
+        }
+        Err(bytes) => bytes,
+    };
     let engines = match serde_json::from_slice::<super::push_body::PushBody>(&bytes) {
         Ok(body) => {
             let (targets, values) = body.into_parts();

@@ -213,6 +213,35 @@ impl NsValue {
         }
     }
 
+    /// What [`NsValue::from_form_parts`] gives when `data` is the base64 of
+    /// `bytes`, decoded already as the body arrived (`api/push_stream.rs`):
+    /// the same checks in the same order, a float64 form's buffer kept
+    /// without a copy; anything but a plain form (other fields, no or an
+    /// unknown dtype) takes the general path with the text re-encoded.
+    pub fn from_form_decoded(fields: serde_json::Map<String, Json>, bytes: crate::value::b64stream::Decoded) -> Result<NsValue, String> {
+        let plain = fields.keys().all(|k| matches!(k.as_str(), "dtype" | "shape"));
+        let dtype = fields.get("dtype").and_then(Json::as_str).and_then(Dtype::parse);
+        match dtype.filter(|_| plain) {
+            Some(Dtype::F64) if bytes.len().is_multiple_of(8) => {
+                let shape = crate::value::array::checked_shape(&fields, Dtype::F64, bytes.len())?;
+                let data = bytes.into_f64s().unwrap_or_default();
+                Ok(match shape.len() {
+                    0 => NsValue::Float(data.first().copied().unwrap_or(f64::NAN)),
+                    1 => NsValue::FloatList(Arc::new(data)),
+                    _ => NsValue::FloatArray { shape, data: Arc::new(data) },
+                })
+            }
+            Some(dtype) => {
+                let shape = crate::value::array::checked_shape(&fields, dtype, bytes.len())?;
+                Ok(NsValue::from_array(ArrayForm { dtype, shape, data: bytes.as_bytes().to_vec() }))
+            }
+            None => {
+                let text = String::from_utf8(bytes.to_base64()).map_err(|e| e.to_string())?;
+                NsValue::from_form_parts(fields, std::borrow::Cow::Owned(text))
+            }
+        }
+    }
+
     fn from_json_object(v: &Json, obj: &serde_json::Map<String, Json>) -> Result<NsValue, String> {
         Ok(match ArrayForm::from_json(obj) {
             Some(Ok(a)) => NsValue::from_array(a),

@@ -269,7 +269,7 @@ pub(super) fn dtype_of(obj: &Map<String, Json>) -> Result<Dtype, String> {
 
 /// The shape of `bytes` bytes of `dtype` items: the form's `shape`, checked
 /// against the data, or one dimension of all of them.
-pub(super) fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize) -> Result<Vec<usize>, String> {
+pub(crate) fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize) -> Result<Vec<usize>, String> {
     if !bytes.is_multiple_of(dtype.size()) {
         return Err(format!("array form: {} bytes is not a whole number of {} items", bytes, dtype.name()));
     }
@@ -390,7 +390,7 @@ pub fn f64s_as_bytes(xs: &[f64]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<u8>(), std::mem::size_of_val(xs)) }
 }
 
-fn f64s_as_bytes_mut(xs: &mut [f64]) -> &mut [u8] {
+pub(crate) fn f64s_as_bytes_mut(xs: &mut [f64]) -> &mut [u8] {
     // SAFETY: as above, and every bit pattern is a valid f64.
     unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(xs)) }
 }

@@ -9,6 +9,7 @@
 //! strings; flags are lists of names.
 
 pub mod array;
+pub mod b64stream;
 pub mod chunks;
 pub mod frames;
 mod wit;
