@@ -300,6 +300,9 @@ pub fn rows(t: &mut Table, dir: &Path) {
         })
     });
     assert_eq!(total, big.len() * 8 * n);
+    // The machine's ceiling for the array-form pull: its answer's bytes
+    // through one loopback TCP connection, thread to thread, no HTTP.
+    let (t_ceiling, ()) = best_of(3, || loopback(len, &mut buf));
     // The same raw pull read by reqwest's blocking client, as these rows
     // were read before 2026-12-03: how much of a figure is the client's.
     let (t_pull_reqwest, total) = best_of(2, || {
@@ -333,6 +336,13 @@ pub fn rows(t: &mut Table, dir: &Path) {
         "MB/s",
         Some(Target::AtLeast(2000.0)),
         format!("best of 3; {} MB answer", len / 1_000_000),
+    );
+    t.add(
+        format!("    ceiling: the same {} MB through one loopback TCP socket, no HTTP", len / 1_000_000),
+        agg(t_ceiling),
+        "MB/s",
+        None,
+        "best of 3; bytes x engines / time as above: the most the pull row can show here",
     );
     t.add(
         "  push, raw little-endian bytes (PUT /v1/namespace/{name})",
@@ -400,4 +410,34 @@ fn unframe(mut b: &[u8]) -> Vec<&[u8]> {
     }
     assert!(b.is_empty(), "a framed answer with {} trailing bytes", b.len());
     out
+}
+
+/// Moves `len` bytes from one thread to another over a loopback TCP
+/// connection into `buf`; the time from the first byte asked to the last read.
+fn loopback(len: usize, buf: &mut Vec<u8>) -> (Duration, ()) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let data = vec![7u8; len];
+        let (mut s, _) = listener.accept().expect("accept");
+        ready_tx.send(()).expect("ready");
+        let mut go = [0u8; 1];
+        s.read_exact(&mut go).expect("go");
+        s.write_all(&data).expect("write");
+    });
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_nodelay(true).expect("nodelay");
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    ready.recv().expect("writer ready");
+    let took = timed(|| {
+        c.write_all(&[1]).expect("go");
+        c.read_exact(&mut buf[..len]).expect("read");
+    });
+    writer.join().expect("writer");
+    assert!(buf[..len].iter().all(|&b| b == 7), "every byte came");
+    took
 }
