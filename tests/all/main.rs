@@ -10,6 +10,7 @@ mod history;
 mod launchers;
 mod memory;
 mod props;
+mod push_stream;
 mod remote;
 mod results;
 mod sandbox;
