@@ -22,8 +22,6 @@
 //! - Bodies without a `Content-Length`, over the limit or shorter than
 //!   [`LONG`] are read whole (`body::read_bytes`, with its 413).
 
-use std::borrow::Cow;
-
 use axum::extract::Request;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -116,7 +114,7 @@ impl Streamed {
         Ok((targets, values))
     }
 
-    fn marker_index(&self, data: &Cow<'_, str>) -> Option<usize> {
+    fn marker_index(&self, data: &str) -> Option<usize> {
         marker_of(&self.nonce, data).filter(|&k| k < self.longs.len())
     }
 
@@ -323,14 +321,14 @@ mod tests {
     }
 
     /// What the route does with the bytes read whole (the general path).
-    fn whole(body: &[u8]) -> Result<Vec<(String, Result<NsValue, String>)>, String> {
+    fn whole(body: &[u8]) -> Result<PushValues, String> {
         match serde_json::from_slice::<PushBody>(body) {
             Ok(b) => Ok(b.into_parts().1),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    fn via_stream(body: &[u8], piece: usize, long_from: usize) -> (Result<Vec<(String, Result<NsValue, String>)>, String>, bool) {
+    fn via_stream(body: &[u8], piece: usize, long_from: usize) -> (Result<PushValues, String>, bool) {
         let s = scanned(body, piece, long_from);
         match s.into_values() {
             Ok((_, values)) => (Ok(values), true),
