@@ -203,11 +203,15 @@ pub async fn push(State(s): State<Arc<AppState>>, headers: HeaderMap, req: Reque
 pub async fn pull(State(s): State<Arc<AppState>>, ApiQuery(q): ApiQuery<PullQuery>) -> ApiResult<axum::response::Response> {
     let names: Vec<String> = q.names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
     // The answer as JSON chunks: an array shared by several engines is
-    // base64-encoded once and sent from the same memory for each.
-    let chunks = s.controller.pull_json(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
-    let len: usize = chunks.iter().map(bytes::Bytes::len).sum();
+    // base64-encoded once, piece by piece while the pieces before it are
+    // sent, and sent from the same memory for each (value/chunks.rs).
+    let mut chunks = s.controller.pull_json(&targets_query(&q.targets), &names, q.encoding.unwrap_or_default()).await?;
+    let len = chunks.len();
     s.metrics.pulled(len as u64);
-    let body = axum::body::Body::from_stream(futures::stream::iter(chunks.into_iter().map(Ok::<_, std::convert::Infallible>)));
+    let pieces = chunks.stream();
+    let body = axum::body::Body::from_stream(futures::stream::unfold(pieces, |mut rx| async move {
+        rx.recv().await.map(|piece| (Ok::<_, std::convert::Infallible>(piece), rx))
+    }));
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json".to_string()), (axum::http::header::CONTENT_LENGTH, len.to_string())], body)
         .into_response())
 }

@@ -63,13 +63,6 @@ impl<T: Copy> AsRef<[u8]> for ArcLe<T> {
     }
 }
 
-/// The memory of f64s or i64s: on a little-endian host, their LE bytes.
-#[cfg(target_endian = "little")]
-fn le_bytes<T: Copy>(xs: &[T]) -> &[u8] {
-    // SAFETY: `T` is f64 or i64 (plain numbers without padding); u8 has no alignment.
-    unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<u8>(), std::mem::size_of_val(xs)) }
-}
-
 #[derive(Default)]
 pub struct Namespace {
     values: BTreeMap<String, NsValue>,
@@ -320,18 +313,12 @@ impl NsValue {
     /// array forms straight from the value's numbers, their base64 encoded
     /// once per buffer however many engines share it.
     pub fn write_json(&self, encoding: Encoding, out: &mut JsonChunks) {
-        let arr = encoding == Encoding::Array;
-        match self {
-            NsValue::Bytes(b) => out.array_form(Dtype::U8, &[b.len()], b),
-            #[cfg(target_endian = "little")]
-            NsValue::FloatList(v) if arr => out.array_form(Dtype::F64, &[v.len()], le_bytes(v)),
-            #[cfg(target_endian = "little")]
-            NsValue::IntList(v) if arr => out.array_form(Dtype::I64, &[v.len()], le_bytes(v)),
-            #[cfg(target_endian = "little")]
-            NsValue::FloatArray { shape, data } if arr => out.array_form(Dtype::F64, shape, le_bytes(data)),
-            #[cfg(target_endian = "little")]
-            NsValue::IntArray { shape, data } if arr => out.array_form(Dtype::I64, shape, le_bytes(data)),
-            other => out.json(&other.to_json(encoding)),
+        // Bytes always answer as an array form; numbers when asked. The
+        // raw bytes share the value's buffer on little-endian hosts.
+        let as_form = encoding == Encoding::Array || matches!(self, NsValue::Bytes(_));
+        match self.to_raw() {
+            Some((dtype, shape, bytes)) if as_form => out.array_form(dtype, &shape, bytes),
+            _ => out.json(&self.to_json(encoding)),
         }
     }
 

@@ -208,7 +208,7 @@ impl Controller {
     /// as the JSON text `PullAnswer` serializes to, in chunks: an array
     /// shared by several engines is base64-encoded once and sent from the
     /// same memory for each.
-    pub async fn pull_json(&self, targets: &Targets, names: &[String], encoding: Encoding) -> Result<Vec<bytes::Bytes>> {
+    pub async fn pull_json(&self, targets: &Targets, names: &[String], encoding: Encoding) -> Result<JsonChunks> {
         let ids = self.direct(targets, "pull")?;
         let values = self.pull_values(&ids, names).await?;
         let mut out = JsonChunks::new();
@@ -230,7 +230,7 @@ impl Controller {
             out.raw("}");
         }
         out.raw("]}");
-        Ok(out.finish())
+        Ok(out)
     }
 
     pub async fn scatter(&self, name: &str, values: &Json, targets: &Targets) -> Result<Vec<usize>> {
