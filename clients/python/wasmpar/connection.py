@@ -19,13 +19,63 @@ import http.client
 import json as _json
 import os
 import socket
+import struct
 import threading
 import urllib.parse
 from pathlib import Path
 
+from . import arrays
 from .errors import ClusterNotFound, ClusterUnreachable, WasmparError, api_error
 
 DEFAULT_FILE = Path("~/.wasmpar/cluster.json")
+
+#: The framed media type (API.md, "Framed bodies"): frames of an 8-byte little-endian length then bytes.
+FRAMES = "application/x-wasmpar-frames"
+# What a task request that may get arrays back accepts: frames first, JSON still fine
+# (a stored task, and every error, answer JSON).
+_ACCEPT_FRAMES = FRAMES + ", application/json"
+_LEN = struct.Struct("<Q")
+
+
+def frame_chunks(document: bytes, buffers) -> list:
+    """A framed body as chunks to send as they are: the document behind its length, then each buffer behind its own."""
+    chunks = [_LEN.pack(len(document)) + document]
+    for b in buffers:
+        chunks.append(_LEN.pack(b.nbytes))
+        chunks.append(b)
+    return chunks
+
+
+def parse_frames(body) -> list:
+    """The frames of a framed body, as memoryviews over it (no copy)."""
+    mv = memoryview(body)
+    n = mv.nbytes
+    frames, at = [], 0
+    while at < n:
+        if at + 8 > n:
+            raise WasmparError(f"the server's framed answer is cut: frame {len(frames)} at byte {at} lacks its length")
+        (length,) = _LEN.unpack_from(mv, at)
+        start = at + 8
+        if length > n - start:
+            raise WasmparError(
+                f"the server's framed answer is cut: frame {len(frames)} says {length} bytes but {n - start} follow"
+            )
+        frames.append(mv[start : start + length])
+        at = start + length
+    if not frames:
+        raise WasmparError("the server's framed answer is empty")
+    return frames
+
+
+def decode_task(resp: "Response"):
+    """A task answer as a dict: JSON as it is; framed with its buffers as numpy arrays in ``result``."""
+    if not resp.headers.get("content-type", "").startswith(FRAMES):
+        return resp.json() if resp.content else None
+    frames = parse_frames(resp.content)
+    task = _json.loads(bytes(frames[0]))
+    if len(frames) > 1 and "result" in task:
+        task["result"] = arrays.resolve_buffers(task["result"], frames[1:])
+    return task
 
 
 def connection_file(url_file=None) -> Path:
@@ -64,6 +114,22 @@ def read_connection(url_file=None, url=None, token=None) -> dict:
         info["token"] = token
     info["file"] = str(path)
     return info
+
+
+# Bodies at least this long are read with one readinto into a bytearray of the announced
+# length (one allocation, one copy out of the socket buffer; arrays over it are writable).
+_READINTO_MIN = 64 * 1024
+
+
+def _read_body(r):
+    n = r.length
+    if n is None or n < _READINTO_MIN:
+        return r.read()
+    buf = bytearray(n)
+    got = r.readinto(buf)
+    if got != n:
+        raise http.client.IncompleteRead(bytes(buf[:got]), n - got)
+    return buf
 
 
 class Response:
@@ -150,6 +216,8 @@ class Connection:
             h["Content-Type"] = "application/json"
         if headers:
             h.update(headers)
+        if isinstance(content, list):  # chunks (a framed body), sent one after the other from where they are
+            h["Content-Length"] = str(sum(memoryview(c).nbytes for c in content))
         for hook in self.hooks:
             hook(method, path, h, content)
         for attempt in (0, 1):
@@ -157,7 +225,7 @@ class Connection:
             try:
                 c.request(method, target, body=content, headers=h)
                 r = c.getresponse()
-                body = r.read()
+                body = _read_body(r)
             except _STALE as e:
                 c.close()
                 if reused and attempt == 0:
@@ -182,6 +250,18 @@ class Connection:
                 err = body.decode("utf-8", "replace")
             raise api_error(resp.status, err, method, path)
         return resp
+
+    def task(self, method: str, path: str, *, spec=None, buffers=None, frames: bool = False, params=None):
+        """A task request: ``spec`` as JSON, or framed when ``buffers`` (arrays.Buffers) holds any;
+        ``frames`` asks for a framed answer. Returns the task as a dict (see :func:`decode_task`)."""
+        headers = {"Accept": _ACCEPT_FRAMES} if frames else None
+        if buffers:
+            document = _json.dumps(spec, separators=(",", ":")).encode()
+            headers = dict(headers or {}, **{"Content-Type": FRAMES})
+            r = self.request(method, path, params=params, content=frame_chunks(document, buffers), headers=headers)
+        else:
+            r = self.request(method, path, params=params, json=spec, headers=headers)
+        return decode_task(r)
 
     def json(self, method: str, path: str, **kw):
         r = self.request(method, path, **kw)
