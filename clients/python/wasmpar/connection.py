@@ -170,8 +170,14 @@ class Connection:
         self._closed = False
         #: How many TCP connections were opened (one, used from one thread).
         self.opened = 0
-        #: Callables ``(method, path, headers, body)`` shown each request before it is sent.
+        #: Callables ``(method, path, headers, body)`` shown each request before it is sent
+        #: (``body`` is bytes, or a list of chunks for a framed body).
         self.hooks = []
+        #: Callables ``(method, path, status, headers, body)`` shown each answer (headers lower-case).
+        self.answer_hooks = []
+        #: Whether task requests may go framed and ask for framed answers (API.md, "Framed
+        #: bodies"); False keeps every request and answer JSON.
+        self.frames = True
 
     # -- the pool --------------------------------------------------------------------------
     def _new(self) -> http.client.HTTPConnection:
@@ -243,6 +249,8 @@ class Connection:
                 self._give(c)
             break
         resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+        for hook in self.answer_hooks:
+            hook(method, path, resp.status, resp.headers, body)
         if resp.status >= 400:
             try:
                 err = resp.json()
@@ -254,7 +262,7 @@ class Connection:
     def task(self, method: str, path: str, *, spec=None, buffers=None, frames: bool = False, params=None):
         """A task request: ``spec`` as JSON, or framed when ``buffers`` (arrays.Buffers) holds any;
         ``frames`` asks for a framed answer. Returns the task as a dict (see :func:`decode_task`)."""
-        headers = {"Accept": _ACCEPT_FRAMES} if frames else None
+        headers = {"Accept": _ACCEPT_FRAMES} if frames and self.frames else None
         if buffers:
             document = _json.dumps(spec, separators=(",", ":")).encode()
             headers = dict(headers or {}, **{"Content-Type": FRAMES})

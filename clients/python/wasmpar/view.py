@@ -149,7 +149,7 @@ class View:
 
     def _apply(self, f, args, kwargs, block):
         f = as_function(f)
-        buffers = arrays.Buffers()
+        buffers = arrays.Buffers() if self.client._conn.frames else None
         spec = self._spec(
             "apply",
             f,
@@ -172,7 +172,7 @@ class View:
         f = as_function(f)
         if not sequences:
             raise TypeError(f"{op} needs at least one sequence")
-        buffers = arrays.Buffers()
+        buffers = arrays.Buffers() if self.client._conn.frames else None
         spec = self._spec(op, f, sequences=[_seq(s, buffers) for s in sequences])
         if kwargs:
             spec["kwargs"] = {str(k): arrays.encode_top(v, buffers) for k, v in kwargs.items()}
