@@ -3,7 +3,7 @@
 Outgoing values are walked once: a numpy array becomes the API's array form
 (``{"dtype", "shape", "data": base64}``), a numpy scalar a Python number, a
 ``range`` or tuple a list. Incoming array forms become numpy arrays over the
-decoded bytes (``np.frombuffer``: no further copy; the arrays are read-only).
+decoded bytes (``np.frombuffer``: no further copy; from base64 the arrays are read-only).
 numpy is optional: without it, lists go out as JSON lists and array forms
 that come back are decoded into lists.
 
@@ -15,8 +15,9 @@ each such array's own memory as a raw buffer, named in the document as
 :class:`Buffers`). Smaller arrays, and arrays nested inside other values
 (which the server takes only as base64), stay base64 in the document.
 A framed answer's buffers become numpy arrays over the received bytes
-(:func:`resolve_buffers`; ``np.frombuffer``, no copy; the arrays are
-writable views of the answer's ``bytearray``).
+(:func:`resolve_buffers`; ``np.frombuffer``, no copy: the arrays are
+writable views of the one ``bytearray`` the answer was read into, which
+they keep alive).
 """
 
 from __future__ import annotations

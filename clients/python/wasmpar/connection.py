@@ -116,11 +116,6 @@ def read_connection(url_file=None, url=None, token=None) -> dict:
     return info
 
 
-# Bodies at least this long are read with one readinto into a bytearray of the announced
-# length (one allocation, one copy out of the socket buffer; arrays over it are writable).
-_READINTO_MIN = 64 * 1024
-
-
 def _send_chunks(c, method, target, headers, chunks):
     """A request whose body is ``chunks``: the head as http.client sends it, then the chunks in
     one ``sendmsg`` (scatter-gather: no join into one bytes, no send per chunk; 0.13 ms against
@@ -143,9 +138,15 @@ def _send_chunks(c, method, target, headers, chunks):
 _IOV_MAX = 512  # under Linux's 1024 entries per sendmsg
 
 
+# Framed answers, and bodies at least this long, are read with one readinto into a bytearray
+# of the announced length (one allocation, one copy out of the socket buffer), so that the
+# arrays of a framed answer are writable views over it, whatever its size.
+_READINTO_MIN = 64 * 1024
+
+
 def _read_body(r):
     n = r.length
-    if n is None or n < _READINTO_MIN:
+    if n is None or (n < _READINTO_MIN and not (r.getheader("content-type") or "").startswith(FRAMES)):
         return r.read()
     buf = bytearray(n)
     got = r.readinto(buf)
