@@ -96,6 +96,18 @@ def test_apply_with_a_big_array_arg_and_kwarg(rc, seed, wire):
     assert dv.apply_sync(seed.sum_array, floats) == pytest.approx([floats.sum()] * ENGINES)
 
 
+def test_an_answer_of_several_buffers(rc, seed, wire):
+    """Each engine's own array comes back as its own buffer, in engine order."""
+    dv = rc[:]
+    whole = np.arange(ENGINES * 1000, dtype=np.int64) * 7
+    dv.scatter("part", whole, block=True)
+    with dv.temp_flags(result_encoding="array"):
+        out = dv.apply_sync(seed.echo_chunk, {"$ref": "part"})
+    assert wire.answers[-1][3] == FRAMES
+    assert [a.tolist() for a in out] == [c.tolist() for c in np.split(whole, ENGINES)]
+    assert np.array_equal(np.concatenate(out), whole)
+
+
 def test_awkward_big_arrays_go_framed(rc, seed, wire):
     """Strided, big-endian, 2-D and int32-for-f64 arrays: made contiguous little-endian before framing."""
     e0 = rc[0]
