@@ -49,9 +49,10 @@ DTYPES = {
 ARRAY_KEYS = frozenset(("dtype", "shape", "data"))
 
 #: Arrays of at least this many bytes, as a whole argument, kwarg or sequence, travel as a raw
-#: buffer of a framed body; smaller ones as base64 in the JSON. Below a few KiB base64 costs
-#: about as much as framing (bench/profile_mandel.py measured both: ~1-3 µs either way at 4 KiB),
-#: and a task with only small arrays then stays one plain JSON request.
+#: buffer of a framed body; smaller ones as base64 in the JSON. Up to 8 KiB the two cost the
+#: same within noise (``bench/profile_mandel.py --threshold``: an echo-chunk round trip of
+#: 558-595 µs both ways on the 2-core test machine; framed wins from 16 KiB, 713 against
+#: 1432 µs at 64 KiB), so a task with only small arrays stays one plain JSON request.
 FRAME_MIN = 4096
 
 
