@@ -75,7 +75,7 @@ def test_apply_with_a_big_array_arg_and_kwarg(rc, seed, wire):
     assert wire.answers[-1][3] == FRAMES
     assert len(out) == ENGINES and all(isinstance(a, np.ndarray) and np.array_equal(a, big) for a in out)
     assert out[0].base is not None and not out[0].flags.owndata, "a view over the answer's bytes"
-    assert out[0].flags.writeable, "over the bytearray the answer was read into"
+    assert out[0].flags.writeable, "over the byte array the answer was read into"
     small = rc[0].apply_sync(seed.echo_chunk, np.arange(3))
     assert wire.answers[-1][3] == FRAMES and small.flags.writeable, "small framed answers too"
     small[0] = 5  # its own memory: nothing else changes

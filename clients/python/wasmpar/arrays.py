@@ -16,8 +16,8 @@ each such array's own memory as a raw buffer, named in the document as
 (which the server takes only as base64), stay base64 in the document.
 A framed answer's buffers become numpy arrays over the received bytes
 (:func:`resolve_buffers`; ``np.frombuffer``, no copy: the arrays are
-writable views of the one ``bytearray`` the answer was read into, which
-they keep alive).
+writable views of the one uninitialised numpy byte array the answer was
+read into, which they keep alive).
 """
 
 from __future__ import annotations
