@@ -199,8 +199,8 @@ def main():
     print(table(w, i, args))
     print()
     print(f"wasmpar server wall time (timing.wall_ms, median): mandel-chunk {w['mandel_chunk_wall_ms']:.2f} ms, "
-          f"mandel {w['mandel_wall_ms']:.2f} ms; IPython Parallel Mandelbrot runs: "
-          + ", ".join(fmt(t) for t in i.get("mandel_runs_s", [])))
+          f"mandel {w['mandel_wall_ms']:.2f} ms; IPython Parallel Mandelbrot: first (cold) run "
+          f"{fmt(i.get('mandel_first_s', float('nan')))}, then " + ", ".join(fmt(t) for t in i.get("mandel_runs_s", [])))
 
 
 if __name__ == "__main__":
