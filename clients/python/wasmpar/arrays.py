@@ -49,10 +49,10 @@ DTYPES = {
 ARRAY_KEYS = frozenset(("dtype", "shape", "data"))
 
 #: Arrays of at least this many bytes, as a whole argument, kwarg or sequence, travel as a raw
-#: buffer of a framed body; smaller ones as base64 in the JSON. Up to 8 KiB the two cost the
-#: same within noise (``bench/profile_mandel.py --threshold``: an echo-chunk round trip of
-#: 558-595 µs both ways on the 2-core test machine; framed wins from 16 KiB, 713 against
-#: 1432 µs at 64 KiB), so a task with only small arrays stays one plain JSON request.
+#: buffer of a framed body; smaller ones as base64 in the JSON. Up to 2 KiB the two cost the
+#: same within noise (``bench/profile_mandel.py --threshold``, an echo-chunk round trip on the
+#: 2-core test machine: 505-568 µs both ways); framed is ahead from 4 KiB (535 against 602 µs)
+#: and far ahead at 64 KiB (628 against 1224 µs). Below it a task stays one plain JSON request.
 FRAME_MIN = 4096
 
 
