@@ -1,6 +1,6 @@
-"""wasmpar's Python client vs IPython Parallel's client, same machine, same engine count, one run.
+"""wasmpar's Python client vs IPython Parallel's client, same machine, same engine count.
 
-    python clients/python/bench/compare.py [--engines 2] [--markdown]
+    python clients/python/bench/compare.py [--engines 2] [--markdown] [--mandel-n 15] [--ipp-mandel-n 5]
 
 Needs the wasmpar package and numpy in the running interpreter, and
 target/release/wasmpar with the guest components (cargo build --release).
@@ -14,7 +14,12 @@ loopback and stops it. Measured, each side with its own idiom:
   pull 80 MB             rc[0].pull("big"), median of 3
   tutorial Mandelbrot    the tutorial's mandel2.map(X.ravel(), Y.ravel()) on 300x200, 80 iters;
                          wasmpar also with @parallel over mandel-chunk (one call per engine,
-                         as IPython Parallel's mandel2.map sends one task per engine)
+                         as IPython Parallel's mandel2.map sends one task per engine), the
+                         grid as raw buffers of a framed body and the image back the same way;
+                         client request to decoded answer, median of --mandel-n runs after two
+                         warm-ups (IPython Parallel: median of --ipp-mandel-n after one, as it is
+                         slow); the wasmpar figures also give the server's own wall time
+                         (timing.wall_ms) as a median
 
 wasmpar's identity and Mandelbrot are component exports (seed/identity,
 mandelbrot/mandel); IPython Parallel's are the tutorial's Python functions.
@@ -102,18 +107,35 @@ def wasmpar_side(args) -> dict:
             x = np.arange(-2, 1, 0.01)
             y = np.arange(-1, 1, 0.01)
             X, Y = np.meshgrid(x, y)
-            t = time.perf_counter()
-            im2 = np.reshape(mandel2.map(X.ravel(), Y.ravel(), max_iters=80), (len(y), len(x)))
-            out["mandel_s"] = time.perf_counter() - t
+
+            def per_point():
+                return np.reshape(mandel2.map(X.ravel(), Y.ravel(), max_iters=80), (len(y), len(x)))
+
+            im2, out["mandel_s"], out["mandel_wall_ms"] = median_of(per_point, args.mandel_n, rc)
             out["mandel_sum"] = int(im2.sum())
             chunked = dv.parallel(mandelbrot.mandel_chunk, block=True)
-            t = time.perf_counter()
-            im3 = chunked(X.ravel(), Y.ravel(), max_iters=80)
-            out["mandel_chunk_s"] = time.perf_counter() - t
+
+            def per_engine():
+                return chunked(X.ravel(), Y.ravel(), max_iters=80)
+
+            im3, out["mandel_chunk_s"], out["mandel_chunk_wall_ms"] = median_of(per_engine, args.mandel_n, rc)
             assert int(im3.sum()) == out["mandel_sum"]
     finally:
         subprocess.run([str(binary), "--connection-file", str(conn), "stop"], check=False)
     return out
+
+
+def median_of(call, n: int, rc, warmups: int = 2):
+    """``(last result, median seconds, median server wall_ms)`` of ``n`` calls after ``warmups``."""
+    for _ in range(warmups):
+        call()
+    times, walls = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - t)
+        walls.append((rc._last_task.get("timing") or {}).get("wall_ms") or 0.0)
+    return result, statistics.median(times), statistics.median(walls)
 
 
 # (label, wasmpar's figure, IPython Parallel's figure, target ratio)
@@ -124,9 +146,10 @@ ROWS = [
     ("pull {mb} MB numpy from one engine", "pull_s", "pull_s", None),
     # IPython Parallel's mandel2.map sends one task per engine, which loops over its chunk in
     # Python; wasmpar can do the same (mandel-chunk: one component call per engine) ...
-    ("tutorial Mandelbrot, one call per engine (mandel-chunk)", "mandel_chunk_s", "mandel_s", 10),
+    ("tutorial Mandelbrot, one call per engine (mandel-chunk, framed), median of {mandel_n}",
+     "mandel_chunk_s", "mandel_s", 50),
     # ... or call the component once per point (mandel2.map over mandelbrot/mandel).
-    ("tutorial Mandelbrot, one call per point (mandel)", "mandel_s", "mandel_s", 10),
+    ("tutorial Mandelbrot, one call per point (mandel), median of {mandel_n}", "mandel_s", "mandel_s", 10),
 ]
 
 
@@ -153,6 +176,9 @@ def main():
     ap.add_argument("--apply-n", type=int, default=300)
     ap.add_argument("--map-n", type=int, default=10000)
     ap.add_argument("--mb", type=int, default=80)
+    ap.add_argument("--mandel-n", type=int, default=15, help="wasmpar Mandelbrot runs (median), after 2 warm-ups")
+    ap.add_argument("--ipp-mandel-n", type=int, default=5, help="IPython Parallel Mandelbrot runs (median), after 1")
+    ap.add_argument("--markdown", action="store_true", help="(the table is always Markdown)")
     args = ap.parse_args()
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -161,7 +187,8 @@ def main():
     print("wasmpar:", json.dumps(w), flush=True)
     py = ipp_python()
     r = subprocess.run([str(py), str(Path(__file__).with_name("ipp_side.py")), str(args.engines), str(args.apply_n),
-                        str(args.map_n), str(args.mb)], capture_output=True, text=True, timeout=1800)
+                        str(args.map_n), str(args.mb), str(args.ipp_mandel_n)], capture_output=True, text=True,
+                       timeout=1800)
     if r.returncode != 0:
         sys.exit(f"the IPython Parallel side failed:\n{r.stderr[-4000:]}")
     i = json.loads(r.stdout.strip().splitlines()[-1])
@@ -170,6 +197,10 @@ def main():
         sys.exit(f"the two Mandelbrots differ: {w['mandel_sum']} vs {i['mandel_sum']}")
     print()
     print(table(w, i, args))
+    print()
+    print(f"wasmpar server wall time (timing.wall_ms, median): mandel-chunk {w['mandel_chunk_wall_ms']:.2f} ms, "
+          f"mandel {w['mandel_wall_ms']:.2f} ms; IPython Parallel Mandelbrot: first (cold) run "
+          f"{fmt(i.get('mandel_first_s', float('nan')))}, then " + ", ".join(fmt(t) for t in i.get("mandel_runs_s", [])))
 
 
 if __name__ == "__main__":

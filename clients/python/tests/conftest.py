@@ -90,6 +90,55 @@ def lv(rc, seed):
     return rc.load_balanced_view()
 
 
+class Wire:
+    """Records what the client sends and what the server answers.
+
+    ``requests``: ``(method, path, content-type, body length, JSON document)``, the document
+    parsed from a JSON body or from frame 0 of a framed one; ``buffers[i]`` the buffer lengths
+    of request i (empty unless framed); ``accepts[i]`` its Accept header. ``answers``:
+    ``(method, path, status, content-type, body length)``.
+    """
+
+    def __init__(self, rc):
+        self.requests, self.buffers, self.accepts, self.answers = [], [], [], []
+        self._conn = rc._conn
+        self._conn.hooks.append(self)
+        self._conn.answer_hooks.append(self._answer)
+
+    def __call__(self, method, path, headers, body):
+        ctype = headers.get("Content-Type")
+        parsed, bufs = None, []
+        if isinstance(body, list):  # a framed body's chunks
+            joined = b"".join(bytes(memoryview(c).cast("B")) for c in body)
+            from wasmpar.connection import parse_frames
+
+            frames = parse_frames(joined)
+            parsed = json.loads(bytes(frames[0]))
+            bufs = [f.nbytes for f in frames[1:]]
+            length = len(joined)
+        else:
+            length = 0 if body is None else memoryview(body).nbytes
+            if ctype == "application/json":
+                parsed = json.loads(body)
+        self.requests.append((method, path, ctype, length, parsed))
+        self.buffers.append(bufs)
+        self.accepts.append(headers.get("Accept"))
+
+    def _answer(self, method, path, status, headers, body):
+        self.answers.append((method, path, status, headers.get("content-type"), len(body)))
+
+    def close(self):
+        self._conn.hooks.remove(self)
+        self._conn.answer_hooks.remove(self._answer)
+
+
+@pytest.fixture()
+def wire(rc):
+    w = Wire(rc)
+    yield w
+    w.close()
+
+
 def python_model_chunks(n_items: int, n_engines: int) -> list[range]:
     """The server's contiguous partition (15 items on 8 engines: 2,2,2,2,2,2,2,1), as a model in Python."""
     base, extra = divmod(n_items, n_engines)

@@ -34,8 +34,11 @@ class AsyncResult:
 
     _kind = "AsyncResult"
 
-    def __init__(self, client, task: dict, label: str, finish, resubmit=None, retries: int = 0, direct: bool = True):
+    def __init__(self, client, task: dict, label: str, finish, resubmit=None, retries: int = 0, direct: bool = True,
+                 frames: bool = False):
         self._client = client
+        # Whether polls ask for a framed answer (the task may give arrays back).
+        self._frames = frames
         self._direct = direct
         self._task = task
         self._label = label
@@ -83,7 +86,7 @@ class AsyncResult:
             return True
         wait = max(0.0, min(wait, _POLL_MAX))
         params = {"wait": f"{wait:.3f}"} if wait > 0 else None
-        self._task = self._client._conn.json("GET", f"/v1/tasks/{self.id}", params=params)
+        self._task = self._client._conn.task("GET", f"/v1/tasks/{self.id}", params=params, frames=self._frames)
         return self._check_finished()
 
     def ready(self) -> bool:

@@ -209,9 +209,9 @@ class Client:
         from .asyncresult import AsyncMapResult, AsyncResult
         from . import arrays
 
-        task = self._conn.json("GET", f"/v1/tasks/{task_id}")
+        task = self._conn.task("GET", f"/v1/tasks/{task_id}", frames=True)
         cls = AsyncResult if task.get("op") == "apply" else AsyncMapResult
-        return cls(self, task, task.get("function", "task"), lambda t: arrays.decode(t.get("result")))
+        return cls(self, task, task.get("function", "task"), lambda t: arrays.decode(t.get("result")), frames=True)
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self):

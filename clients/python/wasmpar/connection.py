@@ -19,13 +19,63 @@ import http.client
 import json as _json
 import os
 import socket
+import struct
 import threading
 import urllib.parse
 from pathlib import Path
 
+from . import arrays
 from .errors import ClusterNotFound, ClusterUnreachable, WasmparError, api_error
 
 DEFAULT_FILE = Path("~/.wasmpar/cluster.json")
+
+#: The framed media type (API.md, "Framed bodies"): frames of an 8-byte little-endian length then bytes.
+FRAMES = "application/x-wasmpar-frames"
+# What a task request that may get arrays back accepts: frames first, JSON still fine
+# (a stored task, and every error, answer JSON).
+_ACCEPT_FRAMES = FRAMES + ", application/json"
+_LEN = struct.Struct("<Q")
+
+
+def frame_chunks(document: bytes, buffers) -> list:
+    """A framed body as chunks to send as they are: the document behind its length, then each buffer behind its own."""
+    chunks = [_LEN.pack(len(document)) + document]
+    for b in buffers:
+        chunks.append(_LEN.pack(b.nbytes))
+        chunks.append(b)
+    return chunks
+
+
+def parse_frames(body) -> list:
+    """The frames of a framed body, as memoryviews over it (no copy)."""
+    mv = memoryview(body)
+    n = mv.nbytes
+    frames, at = [], 0
+    while at < n:
+        if at + 8 > n:
+            raise WasmparError(f"the server's framed answer is cut: frame {len(frames)} at byte {at} lacks its length")
+        (length,) = _LEN.unpack_from(mv, at)
+        start = at + 8
+        if length > n - start:
+            raise WasmparError(
+                f"the server's framed answer is cut: frame {len(frames)} says {length} bytes but {n - start} follow"
+            )
+        frames.append(mv[start : start + length])
+        at = start + length
+    if not frames:
+        raise WasmparError("the server's framed answer is empty")
+    return frames
+
+
+def decode_task(resp: "Response"):
+    """A task answer as a dict: JSON as it is; framed with its buffers as numpy arrays in ``result``."""
+    if not resp.headers.get("content-type", "").startswith(FRAMES):
+        return resp.json() if resp.content else None
+    frames = parse_frames(resp.content)
+    task = _json.loads(bytes(frames[0]))
+    if len(frames) > 1 and "result" in task:
+        task["result"] = arrays.resolve_buffers(task["result"], frames[1:])
+    return task
 
 
 def connection_file(url_file=None) -> Path:
@@ -66,6 +116,43 @@ def read_connection(url_file=None, url=None, token=None) -> dict:
     return info
 
 
+def _send_chunks(c, method, target, headers, chunks):
+    """A request whose body is ``chunks``: the head as http.client sends it, then the chunks in
+    one ``sendmsg`` (scatter-gather: no join into one bytes, no send per chunk; 0.13 ms against
+    0.2 ms for http.client's send per chunk and 0.3 ms for a joined body, on the 1 MB Mandelbrot)."""
+    c.putrequest(method, target)
+    for k, v in headers.items():
+        c.putheader(k, v)
+    c.endheaders()
+    views = [memoryview(b).cast("B") for b in chunks if memoryview(b).nbytes]
+    sock = c.sock
+    while views:
+        n = sock.sendmsg(views[:_IOV_MAX])
+        while views and n >= views[0].nbytes:
+            n -= views[0].nbytes
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+
+
+_IOV_MAX = 512  # under Linux's 1024 entries per sendmsg
+
+
+def _read_body(r):
+    """The answer's body: bytes, or for a framed answer (with numpy) one ``readinto`` into an
+    uninitialised ``np.empty`` byte array of the announced length, so that the arrays over it
+    are writable and nothing is zero-filled first (a ``bytearray`` would be: 10 ms per 80 MB)."""
+    n = r.length
+    np = arrays.np
+    if n is None or np is None or not (r.getheader("content-type") or "").startswith(FRAMES):
+        return r.read()
+    buf = np.empty(n, dtype=np.uint8)
+    got = r.readinto(memoryview(buf)) if n else 0
+    if got != n:
+        raise http.client.IncompleteRead(buf[:got].tobytes(), n - got)
+    return buf
+
+
 class Response:
     """What a request answered: ``status``, ``headers`` (lower-case names), ``content``."""
 
@@ -104,8 +191,14 @@ class Connection:
         self._closed = False
         #: How many TCP connections were opened (one, used from one thread).
         self.opened = 0
-        #: Callables ``(method, path, headers, body)`` shown each request before it is sent.
+        #: Callables ``(method, path, headers, body)`` shown each request before it is sent
+        #: (``body`` is bytes, or a list of chunks for a framed body).
         self.hooks = []
+        #: Callables ``(method, path, status, headers, body)`` shown each answer (headers lower-case).
+        self.answer_hooks = []
+        #: Whether task requests may go framed and ask for framed answers (API.md, "Framed
+        #: bodies"); False keeps every request and answer JSON.
+        self.frames = True
 
     # -- the pool --------------------------------------------------------------------------
     def _new(self) -> http.client.HTTPConnection:
@@ -150,14 +243,19 @@ class Connection:
             h["Content-Type"] = "application/json"
         if headers:
             h.update(headers)
+        if isinstance(content, list):  # chunks (a framed body), sent one after the other from where they are
+            h["Content-Length"] = str(sum(memoryview(c).nbytes for c in content))
         for hook in self.hooks:
             hook(method, path, h, content)
         for attempt in (0, 1):
             c, reused = self._take()
             try:
-                c.request(method, target, body=content, headers=h)
+                if isinstance(content, list) and not self._https:
+                    _send_chunks(c, method, target, h, content)
+                else:
+                    c.request(method, target, body=content, headers=h)
                 r = c.getresponse()
-                body = r.read()
+                body = _read_body(r)
             except _STALE as e:
                 c.close()
                 if reused and attempt == 0:
@@ -175,6 +273,8 @@ class Connection:
                 self._give(c)
             break
         resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+        for hook in self.answer_hooks:
+            hook(method, path, resp.status, resp.headers, body)
         if resp.status >= 400:
             try:
                 err = resp.json()
@@ -182,6 +282,18 @@ class Connection:
                 err = body.decode("utf-8", "replace")
             raise api_error(resp.status, err, method, path)
         return resp
+
+    def task(self, method: str, path: str, *, spec=None, buffers=None, frames: bool = False, params=None):
+        """A task request: ``spec`` as JSON, or framed when ``buffers`` (arrays.Buffers) holds any;
+        ``frames`` asks for a framed answer. Returns the task as a dict (see :func:`decode_task`)."""
+        headers = {"Accept": _ACCEPT_FRAMES} if frames and self.frames else None
+        if buffers:
+            document = _json.dumps(spec, separators=(",", ":")).encode()
+            headers = dict(headers or {}, **{"Content-Type": FRAMES})
+            r = self.request(method, path, params=params, content=frame_chunks(document, buffers), headers=headers)
+        else:
+            r = self.request(method, path, params=params, json=spec, headers=headers)
+        return decode_task(r)
 
     def json(self, method: str, path: str, **kw):
         r = self.request(method, path, **kw)

@@ -21,10 +21,10 @@ from .errors import task_error
 _RESULT_ENCODINGS = ("auto", "array", "json")
 
 
-def _seq(s):
-    """A map/parallel sequence ready for the wire."""
+def _seq(s, buffers=None):
+    """A map/parallel sequence ready for the wire (a big array as a buffer of ``buffers``, if given)."""
     if arrays.is_array(s):
-        return arrays.array_form(s) if s.ndim > 0 else [s.item()]
+        return arrays.encode_top(s, buffers) if s.ndim > 0 else [s.item()]
     if isinstance(s, (list, tuple, range)):
         return arrays.encode(s)
     if isinstance(s, (str, bytes, dict)):
@@ -111,7 +111,9 @@ class View:
     def _retries(self) -> int:
         return 0
 
-    def _run(self, op, f, spec: dict, block, finish, raw_inputs):
+    def _run(self, op, f, spec: dict, block, finish, raw_inputs, buffers=None):
+        """Post the task: JSON, or framed when ``buffers`` holds arrays the spec names; a task that
+        may give arrays back (``result_encoding`` array) asks for a framed answer."""
         if block is None:
             block = self.block
         spec["result_encoding"] = self._encoding(raw_inputs)
@@ -119,12 +121,17 @@ class View:
             spec.setdefault(k, v)  # a per-call chunksize/ordered wins over the view's flag
         conn = self.client._conn
         retries = self._retries()
+        frames = spec["result_encoding"] == "array"
         if block:
             spec["block"] = True
-            task = conn.json("POST", "/v1/tasks", json=spec)
+
+            def post():
+                return conn.task("POST", "/v1/tasks", spec=spec, buffers=buffers, frames=frames)
+
+            task = post()
             while task["status"] == "failed" and retries > 0 and (task.get("error") or {}).get("kind") in RETRYABLE:
                 retries -= 1
-                task = conn.json("POST", "/v1/tasks", json=spec)
+                task = post()
             self.client._last_task = task
             if task["status"] != "done":
                 raise task_error(task)
@@ -132,18 +139,24 @@ class View:
         spec = dict(spec, block=False)
 
         def resubmit():
-            return conn.json("POST", "/v1/tasks", json=spec)
+            return conn.task("POST", "/v1/tasks", spec=spec, buffers=buffers, frames=frames)
 
         cls = AsyncResult if op in ("apply", "execute") else AsyncMapResult
         direct = self._wire_targets() != "balanced"
-        ar = cls(self.client, resubmit(), f.name, finish, resubmit, retries, direct=direct)
+        ar = cls(self.client, resubmit(), f.name, finish, resubmit, retries, direct=direct, frames=frames)
         self.client._last_result = ar
         return ar
 
     def _apply(self, f, args, kwargs, block):
         f = as_function(f)
-        spec = self._spec("apply", f, args=arrays.encode(list(args)), kwargs=arrays.encode(dict(kwargs)))
-        return self._run("apply", f, spec, block, self._finish_apply, list(args) + list(kwargs.values()))
+        buffers = arrays.Buffers() if self.client._conn.frames else None
+        spec = self._spec(
+            "apply",
+            f,
+            args=[arrays.encode_top(a, buffers) for a in args],
+            kwargs={str(k): arrays.encode_top(v, buffers) for k, v in kwargs.items()},
+        )
+        return self._run("apply", f, spec, block, self._finish_apply, list(args) + list(kwargs.values()), buffers)
 
     def apply(self, f, *args, **kwargs):
         """Call ``f(*args, **kwargs)``: the result if ``self.block``, else an :class:`AsyncResult`."""
@@ -159,12 +172,13 @@ class View:
         f = as_function(f)
         if not sequences:
             raise TypeError(f"{op} needs at least one sequence")
-        spec = self._spec(op, f, sequences=[_seq(s) for s in sequences])
+        buffers = arrays.Buffers() if self.client._conn.frames else None
+        spec = self._spec(op, f, sequences=[_seq(s, buffers) for s in sequences])
         if kwargs:
-            spec["kwargs"] = arrays.encode(dict(kwargs))
+            spec["kwargs"] = {str(k): arrays.encode_top(v, buffers) for k, v in kwargs.items()}
         spec.update(self._map_flags(flags))
         inputs = list(sequences) + list((kwargs or {}).values())
-        return self._run(op, f, spec, block, self._finish_map, inputs)
+        return self._run(op, f, spec, block, self._finish_map, inputs, buffers)
 
     def _map_flags(self, flags) -> dict:
         if flags:
