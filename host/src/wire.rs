@@ -108,6 +108,27 @@ pub struct TaskView {
     pub evicted: bool,
 }
 
+impl TaskView {
+    /// A copy of everything but the result (which may be large).
+    pub fn without_result(&self) -> TaskView {
+        TaskView {
+            id: self.id.clone(),
+            op: self.op,
+            component: self.component.clone(),
+            function: self.function.clone(),
+            status: self.status,
+            progress: self.progress.clone(),
+            result: None,
+            engines: self.engines.clone(),
+            outputs: self.outputs.clone(),
+            error: self.error.clone(),
+            timing: self.timing.clone(),
+            delivered: self.delivered,
+            evicted: self.evicted,
+        }
+    }
+}
+
 /// What a call printed and showed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngineOutput {

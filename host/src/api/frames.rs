@@ -13,7 +13,7 @@ use super::body::{parse_json, read_bytes};
 use super::error::ApiError;
 use super::AppState;
 use crate::scheduler::{TaskSpec, TaskView};
-use crate::value::frames::take_buffers;
+use crate::value::frames::with_buffers;
 use crate::value::{Frames, FRAMES_MEDIA_TYPE};
 use crate::Error;
 
@@ -51,13 +51,16 @@ pub fn view_answer(status: StatusCode, view: &TaskView, framed: bool) -> Respons
     if !framed {
         return (status, axum::Json(view)).into_response();
     }
-    let mut doc = match serde_json::to_value(view) {
+    // The view without its result (small), then the result rebuilt with its
+    // arrays as buffers: the result is read once, not cloned first.
+    let bare = view.without_result();
+    let mut doc = match serde_json::to_value(&bare) {
         Ok(v) => v,
         Err(e) => return ApiError(Error::Internal(format!("cannot encode the answer: {e}"))).into_response(),
     };
     let mut buffers = Vec::new();
-    if let Some(result) = doc.get_mut("result") {
-        take_buffers(result, &mut buffers);
+    if let (Some(result), Some(obj)) = (view.result.as_ref(), doc.as_object_mut()) {
+        obj.insert("result".into(), with_buffers(result, &mut buffers));
     }
     let text = match serde_json::to_vec(&doc) {
         Ok(t) => t,

@@ -205,8 +205,14 @@ impl NumVec {
     /// As the `Val` path writes a `list<…>` result: an array form, or JSON
     /// numbers converted exactly as `val_to_json` converts each element.
     fn to_json(&self, dtype: Dtype, encoding: Encoding) -> Json {
+        // Written item by item into a buffer of the final size (a
+        // `flat_map(..).collect()` of the bytes went byte by byte).
         fn le<T: Copy, const N: usize>(xs: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-            xs.iter().flat_map(|&x| f(x)).collect()
+            let mut out = vec![0u8; xs.len() * N];
+            for (dst, &x) in out.chunks_exact_mut(N).zip(xs) {
+                dst.copy_from_slice(&f(x));
+            }
+            out
         }
         if encoding == Encoding::Array {
             let data = match self {

@@ -80,7 +80,8 @@ pub(super) fn concat_lists(parts: Vec<Json>) -> Json {
         if arrays.iter().all(|a| a.dtype == dtype && a.shape[1..] == arrays[0].shape[1..]) {
             let mut shape = arrays[0].shape.clone();
             shape[0] = arrays.iter().map(|a| a.shape[0]).sum();
-            let data = arrays.iter().flat_map(|a| a.data.iter().copied()).collect();
+            let mut data = Vec::with_capacity(arrays.iter().map(|a| a.data.len()).sum());
+            arrays.iter().for_each(|a| data.extend_from_slice(&a.data));
             return ArrayForm { dtype, shape, data }.to_json();
         }
     }

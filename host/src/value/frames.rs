@@ -126,25 +126,28 @@ pub fn named_buffers<'a>(values: impl IntoIterator<Item = &'a Json>, named: &mut
     }
 }
 
-/// Moves the bytes of every array form in `v` into buffers: each form's
+/// `v` with the bytes of every array form moved into buffers: each form's
 /// base64 `data` becomes `"buffer": k` and its decoded bytes buffer k (a
-/// framed answer). A form whose data does not decode is left as it is.
-pub fn take_buffers(v: &mut Json, buffers: &mut Vec<Bytes>) {
+/// framed answer). A form whose data does not decode is kept as it is.
+/// `v` is only read: a form's base64 text is decoded from where it is,
+/// never copied first.
+pub fn with_buffers(v: &Json, buffers: &mut Vec<Bytes>) -> Json {
     match v {
         Json::Object(o) => {
             let is_form = o.len() <= 3 && o.contains_key("dtype") && o.get("data").is_some_and(Json::is_string);
             if is_form {
                 if let Some(Ok(form)) = ArrayForm::from_json(o) {
-                    o.remove("data");
-                    o.insert("buffer".into(), Json::from(buffers.len()));
+                    let mut doc: Map<String, Json> =
+                        o.iter().filter(|(k, _)| k.as_str() != "data").map(|(k, v)| (k.clone(), v.clone())).collect();
+                    doc.insert("buffer".into(), Json::from(buffers.len()));
                     buffers.push(Bytes::from(form.data));
-                    return;
+                    return Json::Object(doc);
                 }
             }
-            o.values_mut().for_each(|v| take_buffers(v, buffers));
+            Json::Object(o.iter().map(|(k, v)| (k.clone(), with_buffers(v, buffers))).collect())
         }
-        Json::Array(items) => items.iter_mut().for_each(|v| take_buffers(v, buffers)),
-        _ => {}
+        Json::Array(items) => Json::Array(items.iter().map(|v| with_buffers(v, buffers)).collect()),
+        other => other.clone(),
     }
 }
 
@@ -204,9 +207,13 @@ mod tests {
     #[test]
     fn answers_give_their_arrays_as_buffers() {
         let form = ArrayForm::from_f64(vec![2], &[1.5, -2.0]).to_json();
-        let mut v = json!({"result": [form.clone(), {"x": form}, [1, 2]], "other": "text"});
+        let original = json!({"result": [form.clone(), {"x": form}, [1, 2]], "other": "text"});
         let mut bufs = Vec::new();
-        take_buffers(&mut v, &mut bufs);
+        let v = with_buffers(&original, &mut bufs);
+        assert_eq!(v["other"], "text");
+        assert_eq!(v["result"][2], json!([1, 2]));
+        let broken = json!({"dtype": "float64", "data": "not base64!"});
+        assert_eq!(with_buffers(&broken, &mut Vec::new()), broken, "a form that does not decode stays as it is");
         assert_eq!(bufs.len(), 2);
         assert_eq!(v["result"][1]["x"], json!({"dtype": "float64", "shape": [2], "buffer": 1}));
         assert_eq!(&bufs[0][..], &[1.5f64.to_le_bytes(), (-2.0f64).to_le_bytes()].concat()[..]);
