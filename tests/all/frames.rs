@@ -52,7 +52,12 @@ fn post(s: &TestServer, body: Vec<u8>, accept: &str) -> (u16, String, Vec<u8>) {
         .expect("post");
     let status = r.status().as_u16();
     let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    (status, ct, r.bytes().expect("answer").to_vec())
+    let length = r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let chunked = r.headers().get("transfer-encoding").is_some();
+    let answer = r.bytes().expect("answer").to_vec();
+    // A framed answer goes out as its chunks, with its length said up front.
+    assert_eq!((length, chunked), (Some(answer.len()), false), "the answer's Content-Length");
+    (status, ct, answer)
 }
 
 fn grid() -> (Vec<f64>, Vec<f64>) {
@@ -80,6 +85,20 @@ fn framed_mandelbrot_matches_the_json_answer() {
     assert_eq!(view["status"], "done", "{}", view["error"]);
     assert_eq!(view["result"], json!({"dtype": "uint32", "shape": [60_000], "buffer": 0}));
     assert_eq!(u32s(&buffers[0]), expected);
+    // The same with the document padded to 8 bytes (as the Python client
+    // sends it): the buffers then lie aligned and are read in place.
+    let mut padded = doc.to_string().into_bytes();
+    padded.resize(padded.len().next_multiple_of(8), b' ');
+    let mut aligned = (padded.len() as u64).to_le_bytes().to_vec();
+    aligned.extend_from_slice(&padded);
+    for b in [f64_bytes(&xs), f64_bytes(&ys)] {
+        aligned.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        aligned.extend_from_slice(&b);
+    }
+    assert_ne!(aligned.len(), body.len(), "the unpadded document is not a multiple of 8 long, so both ways are tried");
+    let (status, _, answer) = post(&s, aligned, FRAMES);
+    assert_eq!(status, 200);
+    assert_eq!(u32s(&unframe(&answer).1[0]), expected, "aligned buffers give the same image");
     // The same request answered as JSON when the client does not ask for frames.
     let (status, ct, answer) = post(&s, body, "application/json");
     assert_eq!((status, ct.as_str()), (200, "application/json"));

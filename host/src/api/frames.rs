@@ -66,6 +66,12 @@ pub fn view_answer(status: StatusCode, view: &TaskView, framed: bool) -> Respons
         Ok(t) => t,
         Err(e) => return ApiError(Error::Internal(format!("cannot encode the answer: {e}"))).into_response(),
     };
-    let body: Vec<u8> = Frames::write(text, buffers).concat();
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(FRAMES_MEDIA_TYPE))], body).into_response()
+    // The chunks go out as they are (the buffers not copied into one body);
+    // the length is said up front, so the answer is not chunk-encoded.
+    let chunks = Frames::write(text, buffers);
+    let length: usize = chunks.iter().map(|c| c.len()).sum();
+    let body = axum::body::Body::from_stream(futures::stream::iter(chunks.into_iter().map(Ok::<_, std::convert::Infallible>)));
+    let headers =
+        [(header::CONTENT_TYPE, HeaderValue::from_static(FRAMES_MEDIA_TYPE)), (header::CONTENT_LENGTH, HeaderValue::from(length))];
+    (status, headers, body).into_response()
 }

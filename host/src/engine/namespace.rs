@@ -226,7 +226,7 @@ impl NsValue {
             }
             Some(dtype) => {
                 let shape = crate::value::array::checked_shape(&fields, dtype, bytes.len())?;
-                Ok(NsValue::from_array(ArrayForm { dtype, shape, data: bytes.as_bytes().to_vec() }))
+                Ok(NsValue::from_array(ArrayForm { dtype, shape, data: bytes.as_bytes().to_vec().into() }))
             }
             None => {
                 let text = String::from_utf8(bytes.to_base64()).map_err(|e| e.to_string())?;
@@ -255,7 +255,7 @@ impl NsValue {
         }
         let one_d = a.shape.len() == 1;
         if a.dtype == Dtype::U8 && one_d {
-            return NsValue::Bytes(Arc::new(a.data));
+            return NsValue::Bytes(Arc::new(Vec::from(a.data)));
         }
         if a.dtype.is_float() {
             let data = Arc::new(a.to_f64());
@@ -283,7 +283,7 @@ impl NsValue {
             NsValue::Int(i) => Json::from(*i),
             NsValue::Float(f) => float_to_json(*f),
             NsValue::Text(s) => Json::String(s.clone()),
-            NsValue::Bytes(b) => ArrayForm { dtype: Dtype::U8, shape: vec![b.len()], data: b.to_vec() }.to_json(),
+            NsValue::Bytes(b) => ArrayForm { dtype: Dtype::U8, shape: vec![b.len()], data: bytes::Bytes::copy_from_slice(b) }.to_json(),
             NsValue::IntList(v) if arr => ArrayForm::from_i64(vec![v.len()], v).to_json(),
             NsValue::FloatList(v) if arr => ArrayForm::from_f64(vec![v.len()], v).to_json(),
             NsValue::IntList(v) => Json::Array(v.iter().map(|&i| Json::from(i)).collect()),

@@ -225,7 +225,7 @@ impl NumVec {
                 NumVec::U8(v) => v.clone(),
             };
             let n = data.len() / dtype.size();
-            return ArrayForm { dtype, shape: vec![n], data }.to_json();
+            return ArrayForm { dtype, shape: vec![n], data: data.into() }.to_json();
         }
         let each = |ty: Type, vals: &mut dyn Iterator<Item = Val>| Json::Array(vals.map(|v| val_to_json(&ty, &v, encoding)).collect());
         match self {

@@ -189,7 +189,11 @@ impl EngineLink {
                         // Rows go as a slice of the array form's bytes (no `Val`s).
                         Arg::Rows(a, rows) if a.shape.len() == 1 => {
                             let size = a.dtype.size();
-                            let data = a.data.get(rows.start * size..rows.end * size).ok_or("rows outside their array")?.to_vec();
+                            let (start, end) = (rows.start * size, rows.end * size);
+                            if end > a.data.len() || start > end {
+                                return Err("rows outside their array".into());
+                            }
+                            let data = a.data.slice(start..end);
                             ArrayForm { dtype: a.dtype, shape: vec![rows.len()], data }.to_json()
                         }
                         Arg::Row(..) | Arg::Rows(..) => match arg.array_val(ty, pname) {

@@ -139,7 +139,7 @@ impl Controller {
                 }
             }
             RawData::F64(floats) => NsValue::from_array(ArrayForm::from_f64(shape, &floats)),
-            RawData::Bytes(bytes) => NsValue::from_array(ArrayForm { dtype, shape, data: bytes.to_vec() }),
+            RawData::Bytes(bytes) => NsValue::from_array(ArrayForm { dtype, shape, data: bytes }),
         })
     }
 

@@ -82,7 +82,7 @@ pub(super) fn concat_lists(parts: Vec<Json>) -> Json {
             shape[0] = arrays.iter().map(|a| a.shape[0]).sum();
             let mut data = Vec::with_capacity(arrays.iter().map(|a| a.data.len()).sum());
             arrays.iter().for_each(|a| data.extend_from_slice(&a.data));
-            return ArrayForm { dtype, shape, data }.to_json();
+            return ArrayForm { dtype, shape, data: data.into() }.to_json();
         }
     }
     Json::Array(

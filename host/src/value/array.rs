@@ -3,6 +3,7 @@
 //! bytes instead of decimal text.
 
 use base64::Engine as _;
+use bytes::Bytes;
 use serde_json::{Map, Value as Json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +82,9 @@ pub enum Num {
 pub struct ArrayForm {
     pub dtype: Dtype,
     pub shape: Vec<usize>,
-    pub data: Vec<u8>,
+    /// The items' little-endian bytes: owned, or a slice of the framed
+    /// request body they came in (no copy; see `frames::buffer_form`).
+    pub data: Bytes,
 }
 
 /// A float64 array: its shape and its items, row-major.
@@ -101,7 +104,7 @@ impl ArrayForm {
         let (dtype, data_b64) = header(obj)?;
         let data = decode_base64(data_b64, |n| vec![0u8; n], |v| v.as_mut_slice())?;
         let shape = checked_shape(obj, dtype, data.len())?;
-        Ok(ArrayForm { dtype, shape, data })
+        Ok(ArrayForm { dtype, shape, data: data.into() })
     }
 
     /// What [`ArrayForm::f64_from_json`] gives for the form made of `fields`
@@ -208,7 +211,7 @@ impl ArrayForm {
     }
 
     pub fn from_f64(shape: Vec<usize>, data: &[f64]) -> ArrayForm {
-        ArrayForm { dtype: Dtype::F64, shape, data: f64s_to_le(data) }
+        ArrayForm { dtype: Dtype::F64, shape, data: f64s_to_le(data).into() }
     }
 
     pub fn from_i64(shape: Vec<usize>, data: &[i64]) -> ArrayForm {
@@ -216,7 +219,7 @@ impl ArrayForm {
         for v in data {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        ArrayForm { dtype: Dtype::I64, shape, data: bytes }
+        ArrayForm { dtype: Dtype::I64, shape, data: bytes.into() }
     }
 
     pub fn to_json(&self) -> Json {

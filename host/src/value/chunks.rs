@@ -173,7 +173,7 @@ mod tests {
         let a = ArrayForm::from_f64(vec![100, 200], &xs);
         let mut out = JsonChunks::new();
         out.raw("[");
-        let data = Bytes::from(a.data.clone());
+        let data = a.data.clone();
         out.array_form(Dtype::F64, &a.shape, data.clone());
         out.raw(",");
         out.array_form(Dtype::F64, &a.shape, data);
@@ -214,7 +214,7 @@ mod tests {
             }
             assert_eq!(text.len(), announced, "length of {n}");
             assert!(text == eager, "the text of {n} bytes");
-            let form = crate::value::ArrayForm { dtype: Dtype::U8, shape: vec![n], data: bytes.to_vec() }.to_json();
+            let form = crate::value::ArrayForm { dtype: Dtype::U8, shape: vec![n], data: bytes.to_vec().into() }.to_json();
             assert_eq!(serde_json::from_slice::<Json>(&text).expect("json"), serde_json::json!([form, form]));
         }
     }

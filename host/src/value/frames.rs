@@ -98,7 +98,12 @@ pub fn buffer_form(obj: &Map<String, Json>, buffers: &[Bytes]) -> Option<Result<
             format!("array form: `buffer` {k} names no buffer (the framed body has {} after its document)", buffers.len())
         })?;
         let shape = checked_shape(obj, dtype, bytes.len())?;
-        Ok(ArrayForm { dtype, shape, data: bytes.to_vec() })
+        // A slice of the body where it is aligned for the dtype (the typed
+        // fast path reads it in place); a copy, which malloc aligns, where
+        // it is not (a document whose length is not a multiple of 8).
+        let data =
+            if (bytes.as_ptr() as usize).is_multiple_of(dtype.size().max(1)) { bytes.clone() } else { Bytes::copy_from_slice(bytes) };
+        Ok(ArrayForm { dtype, shape, data })
     })())
 }
 
@@ -140,7 +145,7 @@ pub fn with_buffers(v: &Json, buffers: &mut Vec<Bytes>) -> Json {
                     let mut doc: Map<String, Json> =
                         o.iter().filter(|(k, _)| k.as_str() != "data").map(|(k, v)| (k.clone(), v.clone())).collect();
                     doc.insert("buffer".into(), Json::from(buffers.len()));
-                    buffers.push(Bytes::from(form.data));
+                    buffers.push(form.data);
                     return Json::Object(doc);
                 }
             }
@@ -202,6 +207,22 @@ mod tests {
             assert!(err.contains(says), "{bad}: {err}");
         }
         assert!(buffer_form(json!({"dtype": "float64"}).as_object().expect("obj"), &bufs).is_none());
+    }
+
+    #[test]
+    fn aligned_buffers_are_read_in_place_and_the_others_copied() {
+        // One 8-aligned body (malloc's alignment) holding 40 float64s; a
+        // buffer at byte 8 is aligned, one at byte 4 is not.
+        let items: Vec<f64> = (0..40).map(|i| i as f64 * 0.25).collect();
+        let body = Bytes::from(crate::value::array::f64s_to_le(&items));
+        let form = json!({"dtype": "float64", "shape": [2], "buffer": 0});
+        for (at, in_place) in [(8usize, true), (4, false)] {
+            let bufs = vec![body.slice(at..at + 16)];
+            let got = buffer_form(form.as_object().expect("obj"), &bufs).expect("a form").expect("valid");
+            assert_eq!(&got.data[..], &body[at..at + 16], "the same bytes either way");
+            assert_eq!(got.data.as_ptr() == bufs[0].as_ptr(), in_place, "buffer at byte {at}");
+            assert_eq!(got.data.as_ptr() as usize % 8, 0, "what the typed path reads is aligned");
+        }
     }
 
     #[test]

@@ -466,7 +466,7 @@ fn list_to_array(ty: &Type, v: &Val) -> Option<ArrayForm> {
         items.iter().all(|i| walk(i, depth + 1, shape, seen, out))
     }
     let mut seen = vec![false; shape.len()];
-    walk(v, 0, &mut shape, &mut seen, &mut data).then_some(ArrayForm { dtype, shape, data })
+    walk(v, 0, &mut shape, &mut seen, &mut data).then_some(ArrayForm { dtype, shape, data: data.into() })
 }
 
 /// Convert a component value of type `ty` to JSON.
@@ -625,7 +625,7 @@ mod tests {
                 Type::S32,
                 ArrayForm { dtype: Dtype::I32, shape: vec![3], data: [i32::MIN, -7, 9].iter().flat_map(|x| x.to_le_bytes()).collect() },
             ),
-            (Type::U8, ArrayForm { dtype: Dtype::U8, shape: vec![3], data: vec![0, 128, 255] }),
+            (Type::U8, ArrayForm { dtype: Dtype::U8, shape: vec![3], data: vec![0, 128, 255].into() }),
         ];
         for (ty, a) in cases {
             let n = a.len();
