@@ -275,6 +275,29 @@ fn always_converts(ty: &Type, dtype: crate::value::Dtype, depth: usize) -> bool 
     }
 }
 
+/// Whether the sequences of a `parallel` of `f` bind without touching an
+/// item: each an array form of a framed body's buffer, aligned for its
+/// dtype, for a list parameter its elements always convert to — the
+/// engines then read their rows in place (`Arg::Rows`), so binding is a
+/// few slices whatever the arrays' size. (`args` and `kwargs` are the
+/// caller's to weigh.)
+pub fn rows_bind_in_place(f: &ExportedFunction, kwargs: &Map<String, Json>, sequences: &[SentSequence], buffers: &[Bytes]) -> bool {
+    let free = free_params(f, kwargs);
+    free.len() == sequences.len()
+        && free.iter().zip(sequences).all(|((_, _, ty), seq)| {
+            let SentSequence::Json(Json::Object(obj)) = seq else { return false };
+            let dtype = obj.get("dtype").and_then(Json::as_str).and_then(crate::value::Dtype::parse);
+            let buffer = obj.get("buffer").and_then(Json::as_u64).and_then(|k| buffers.get(usize::try_from(k).ok()?));
+            let depth = obj.get("shape").map_or(Some(1), |s| s.as_array().map(Vec::len));
+            match (dtype, buffer, depth) {
+                (Some(dtype), Some(b), Some(depth)) => {
+                    depth > 0 && (b.as_ptr() as usize).is_multiple_of(dtype.size().max(1)) && always_converts(ty, dtype, depth)
+                }
+                _ => false,
+            }
+        })
+}
+
 impl Sequence {
     pub fn parse(v: SentSequence, index: usize, buffers: &[Bytes]) -> Result<Sequence> {
         let v = match v {
@@ -493,6 +516,36 @@ pub fn common_len(seqs: &[Sequence]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_aligned_buffers_for_lists_their_items_fit_bind_in_place() {
+        let runtime = crate::runtime::Runtime::new(crate::runtime::Limits::default()).expect("runtime");
+        let (component, _) = runtime.components.add("mandelbrot", crate::examples::MANDELBROT_BYTES).expect("component");
+        // mandel-chunk(xs: list<f64>, ys: list<f64>, max-iters: u32) -> list<u32>
+        let f = component.functions.iter().find(|f| f.name == "mandel-chunk").expect("mandel-chunk");
+        let kwargs: Map<String, Json> = serde_json::from_value(serde_json::json!({"max-iters": 80})).expect("kwargs");
+        let body = Bytes::from(vec![0u8; 8 * 100 + 8]);
+        let aligned = |at: usize| {
+            let b = body.slice(at..at + 8 * 50);
+            assert_eq!((b.as_ptr() as usize) % 8, at % 8);
+            b
+        };
+        let (a, b, odd) = (aligned(0), aligned(8 * 50), aligned(1));
+        let form = |dtype: &str, k: usize| SentSequence::Json(serde_json::json!({"dtype": dtype, "shape": [50], "buffer": k}));
+        let f64s = || vec![form("float64", 0), form("float64", 1)];
+        assert!(rows_bind_in_place(f, &kwargs, &f64s(), &[a.clone(), b.clone()]));
+        // One buffer not aligned for float64: it is copied when bound.
+        assert!(!rows_bind_in_place(f, &kwargs, &f64s(), &[a.clone(), odd]));
+        // int64 items do not all fit an f64: converted item by item.
+        assert!(!rows_bind_in_place(f, &kwargs, &[form("float64", 0), form("int64", 1)], &[a.clone(), b.clone()]));
+        // A buffer that is not there, base64 data, a list.
+        assert!(!rows_bind_in_place(f, &kwargs, &[form("float64", 0), form("float64", 2)], &[a.clone(), b.clone()]));
+        let b64 = SentSequence::Json(serde_json::json!({"dtype": "float64", "data": "AAAAAAAA8D8="}));
+        assert!(!rows_bind_in_place(f, &kwargs, &[form("float64", 0), b64], &[a.clone(), b.clone()]));
+        assert!(!rows_bind_in_place(f, &kwargs, &[form("float64", 0), SentSequence::Floats(vec![1.0])], &[a.clone(), b.clone()]));
+        // max-iters not bound by kwargs: three free parameters for two sequences.
+        assert!(!rows_bind_in_place(f, &Map::new(), &f64s(), &[a, b]));
+    }
 
     #[test]
     fn lists_of_one_kind_of_number_become_columns_and_spell_the_same_json() {

@@ -7,6 +7,7 @@ use wasmtime::component::types::Type;
 use super::task::TaskRecord;
 use crate::engine::{lost_message, BatchOutcome, EngineInfo, EngineOutput};
 use crate::error::{EngineFailure, FailureCause};
+use crate::value::array::concat_forms_text;
 use crate::value::{ArrayForm, Dtype, Encoding};
 
 /// The outcome of a call whose engine never answered: a local engine thread
@@ -74,6 +75,12 @@ pub(super) fn flat_result(flat: Vec<Json>, result_ty: Option<&Type>, encoding: E
 
 /// Concatenate per-engine lists (JSON lists, or array forms of one dtype).
 pub(super) fn concat_lists(parts: Vec<Json>) -> Json {
+    // Engines' array forms whose bytes split at whole base64 blocks (the
+    // tutorial's Mandelbrot halves): joined as text, not decoded and
+    // encoded again.
+    if let Some(joined) = concat_forms_text(&parts) {
+        return joined;
+    }
     let arrays: Option<Vec<ArrayForm>> = parts.iter().map(|p| p.as_object().and_then(ArrayForm::from_json).and_then(|r| r.ok())).collect();
     if let Some(arrays) = arrays.filter(|a| !a.is_empty()) {
         let dtype = arrays[0].dtype;

@@ -88,14 +88,17 @@ impl TaskSpec {
     /// Roughly how many items converting this task touches: list items, or
     /// an array form's bytes / 8.
     pub fn weight(&self) -> usize {
+        self.sequences.iter().map(SentSequence::weight).sum::<usize>() + self.argument_weight()
+    }
+
+    /// [`TaskSpec::weight`] of `args` and `kwargs` alone.
+    fn argument_weight(&self) -> usize {
         let one = |v: &Json| match v {
             Json::Array(items) => items.len(),
             Json::Object(o) => o.get("data").and_then(Json::as_str).map_or(1, |d| d.len() / 8),
             _ => 1,
         };
-        self.sequences.iter().map(SentSequence::weight).sum::<usize>()
-            + self.args.iter().map(one).sum::<usize>()
-            + self.kwargs.values().map(one).sum::<usize>()
+        self.args.iter().map(one).sum::<usize>() + self.kwargs.values().map(one).sum::<usize>()
     }
 }
 
@@ -103,11 +106,25 @@ impl Controller {
     /// [`Controller::submit`], off the async runtime when the task is large.
     pub async fn submit_off_runtime(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {
         // execute may compile the runner first (seconds): never inline.
-        if spec.weight() <= INLINE_ITEMS && spec.op != Op::Execute {
+        if spec.op != Op::Execute && (spec.weight() <= INLINE_ITEMS || self.binds_in_place(&spec)) {
             return self.submit(spec);
         }
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.submit(spec)).await.map_err(|e| Error::Internal(format!("task submission panicked: {e}")))?
+    }
+
+    /// A `parallel` whose arrays the engines read in place from the body
+    /// (`binding::rows_bind_in_place`) binds in a few µs whatever their
+    /// size: submitted on the runtime, since a blocking thread's two
+    /// wake-ups cost more than that (and on a machine with as many engines
+    /// as cores, each is a chance to be queued behind an engine's call).
+    fn binds_in_place(&self, spec: &TaskSpec) -> bool {
+        if spec.op != Op::Parallel || spec.argument_weight() > INLINE_ITEMS {
+            return false;
+        }
+        let Ok(component) = self.runtime.components.get(&spec.component) else { return false };
+        let Ok(function) = function_index(&component, &spec.function) else { return false };
+        binding::rows_bind_in_place(&component.functions[function], &spec.kwargs, &spec.sequences, &spec.buffers)
     }
 
     pub fn submit(self: &Arc<Self>, spec: TaskSpec) -> Result<Arc<TaskRecord>> {

@@ -292,6 +292,54 @@ pub(crate) fn checked_shape(obj: &Map<String, Json>, dtype: Dtype, bytes: usize)
     Ok(shape)
 }
 
+/// Array forms of one dtype and trailing shape joined along their first
+/// axis, as text: standard base64 of `a ‖ b` is `base64(a) ‖ base64(b)`
+/// when `a`'s length is a multiple of 3 (it then has no padding), so when
+/// every part but the last is, the joined `data` is the parts' strings end
+/// to end — checked, never decoded and encoded again. `None` when any part
+/// is not such a form (not an array form, another dtype or trailing shape,
+/// data that does not match its shape or is not valid base64, a padded part
+/// before the last): the caller then joins them the long way (or not at all).
+pub fn concat_forms_text(parts: &[Json]) -> Option<Json> {
+    let first = parts.first()?.as_object()?;
+    let dtype_name = first.get("dtype").and_then(Json::as_str)?;
+    let mut rows = 0usize;
+    let mut tail: Option<Vec<usize>> = None;
+    let mut text_len = 0usize;
+    for (i, part) in parts.iter().enumerate() {
+        let obj = part.as_object()?;
+        let (dtype, data) = header(obj).ok()?;
+        if dtype.name() != dtype_name {
+            return None;
+        }
+        let bytes = exact_len(data.as_bytes())?;
+        let shape = checked_shape(obj, dtype, bytes).ok()?;
+        let (&n, rest) = shape.split_first()?;
+        match &tail {
+            Some(t) if t.as_slice() != rest => return None,
+            Some(_) => {}
+            None => tail = Some(rest.to_vec()),
+        }
+        if !bytes.is_multiple_of(3) && i + 1 < parts.len() {
+            return None;
+        }
+        base64_simd::STANDARD.check(data.as_bytes()).ok()?;
+        rows = rows.checked_add(n)?;
+        text_len += data.len();
+    }
+    let mut data = String::with_capacity(text_len);
+    for part in parts {
+        data.push_str(part.get("data").and_then(Json::as_str)?);
+    }
+    let mut shape = vec![Json::from(rows)];
+    shape.extend(tail.unwrap_or_default().into_iter().map(Json::from));
+    let mut m = Map::new();
+    m.insert("dtype".into(), Json::String(dtype_name.into()));
+    m.insert("shape".into(), Json::Array(shape));
+    m.insert("data".into(), Json::String(data));
+    Some(Json::Object(m))
+}
+
 /// Below this many bytes base64 is coded on the calling thread.
 const PARALLEL_FROM: usize = 1 << 20;
 
@@ -433,6 +481,58 @@ mod tests {
         let back = ArrayForm::from_json(&m).expect("array form").expect("valid");
         let ys = back.to_f64();
         assert_eq!(xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), ys.iter().map(|y| y.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// The long way: every part decoded, the bytes joined, encoded again.
+    fn joined_by_decoding(parts: &[Json]) -> Json {
+        let forms: Vec<ArrayForm> =
+            parts.iter().map(|p| ArrayForm::from_json(p.as_object().expect("object")).expect("form").expect("valid")).collect();
+        let mut shape = forms[0].shape.clone();
+        shape[0] = forms.iter().map(|f| f.shape[0]).sum();
+        let data: Vec<u8> = forms.iter().flat_map(|f| f.data.iter().copied()).collect();
+        ArrayForm { dtype: forms[0].dtype, shape, data: data.into() }.to_json()
+    }
+
+    fn u32_form(shape: Vec<usize>, first: u32) -> Json {
+        let n: usize = shape.iter().product();
+        let bytes: Vec<u8> = (0..n as u32).flat_map(|i| (first + i * 7).to_le_bytes()).collect();
+        ArrayForm { dtype: Dtype::U32, shape, data: bytes.into() }.to_json()
+    }
+
+    #[test]
+    fn forms_join_as_text_exactly_as_decoded_and_encoded_again() {
+        // The tutorial's halves: 30 000 uint32 each (120 000 bytes, whole
+        // base64 blocks); a padded last part; rows of a 2-D form.
+        let cases = [
+            vec![u32_form(vec![30_000], 0), u32_form(vec![30_000], 5)],
+            vec![u32_form(vec![3], 1), u32_form(vec![6], 2), u32_form(vec![1], 3)],
+            vec![u32_form(vec![3, 2], 1), u32_form(vec![0, 2], 9), u32_form(vec![4, 2], 2)],
+            vec![u32_form(vec![7], 4)],
+        ];
+        for parts in cases {
+            let text = concat_forms_text(&parts).expect("joined as text");
+            assert_eq!(text, joined_by_decoding(&parts));
+        }
+    }
+
+    #[test]
+    fn forms_that_cannot_join_as_text_are_left_to_the_long_way() {
+        let whole = u32_form(vec![3], 1);
+        // 4 bytes: padded, and not last.
+        assert_eq!(concat_forms_text(&[u32_form(vec![1], 0), whole.clone()]), None);
+        let mut other_dtype = whole.clone();
+        other_dtype["dtype"] = Json::from("int32");
+        assert_eq!(concat_forms_text(&[whole.clone(), other_dtype]), None);
+        assert_eq!(concat_forms_text(&[u32_form(vec![3, 2], 0), u32_form(vec![2, 3], 0)]), None, "another row shape");
+        let mut not_base64 = whole.clone();
+        let broken = not_base64["data"].as_str().expect("data").replacen(|c: char| c.is_ascii_alphanumeric(), "!", 1);
+        not_base64["data"] = Json::from(broken);
+        assert_eq!(concat_forms_text(&[whole.clone(), not_base64]), None);
+        let mut wrong_shape = whole.clone();
+        wrong_shape["shape"] = serde_json::json!([4]);
+        assert_eq!(concat_forms_text(&[whole.clone(), wrong_shape]), None);
+        assert_eq!(concat_forms_text(&[whole.clone(), serde_json::json!([1, 2])]), None);
+        assert_eq!(concat_forms_text(&[]), None);
     }
 
     #[test]
