@@ -16,6 +16,7 @@
 //!   `engine` failure; the engine then starts afresh (new store, namespace
 //!   kept) and counts a restart.
 
+mod affinity;
 mod host;
 mod info;
 mod job;
@@ -28,6 +29,7 @@ pub mod python;
 mod typed;
 mod worker;
 
+pub use affinity::{current_cpu, wake_order};
 pub use info::{hostname, EngineInfo, EngineStatus, Placement};
 pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSource, CallSpec, EngineOutput, Job, StagedRef, TaskControl};
 pub use linker::{wasi_provides, HOST_INTERFACES};

@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 use super::info::{EngineInfo, EngineStatus, Placement};
 use super::job::Job;
 use super::worker::Worker;
-use super::Namespace;
+use super::{affinity, Namespace};
 use crate::runtime::Runtime;
 use crate::{Error, Result};
 
@@ -42,6 +42,8 @@ enum Link {
 struct Slot {
     info: Arc<EngineInfo>,
     link: Link,
+    /// The CPU a local engine's thread is pinned to (`affinity.rs`).
+    home: Option<usize>,
 }
 
 pub struct EnginePool {
@@ -55,10 +57,14 @@ impl EnginePool {
     pub fn start(runtime: Arc<Runtime>, n: usize) -> Result<Arc<EnginePool>> {
         let pool = Arc::new(EnginePool { runtime, slots: RwLock::new(Vec::with_capacity(n)) });
         let mut waiting = Vec::with_capacity(n);
-        for id in 0..n {
+        let homes = affinity::homes(n);
+        if homes.iter().any(Option::is_some) {
+            tracing::info!(engines = n, "one engine thread pinned to each CPU (WASMPAR_PIN_ENGINES=0 turns it off)");
+        }
+        for (id, home) in homes.into_iter().enumerate() {
             let info = Arc::new(EngineInfo::new(id, Placement::here()));
-            let (jobs, ready) = pool.spawn(info.clone(), Namespace::default())?;
-            pool.slots.write().push(Slot { info, link: Link::Local(jobs) });
+            let (jobs, ready) = pool.spawn(info.clone(), Namespace::default(), home)?;
+            pool.slots.write().push(Slot { info, link: Link::Local(jobs), home });
             waiting.push(ready);
         }
         for ready in waiting {
@@ -72,6 +78,7 @@ impl EnginePool {
         &self,
         info: Arc<EngineInfo>,
         namespace: Namespace,
+        home: Option<usize>,
     ) -> Result<(crossbeam_channel::Sender<Job>, std::sync::mpsc::Receiver<Result<()>>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -82,13 +89,20 @@ impl EnginePool {
         std::thread::Builder::new()
             .name(format!("wasmpar-engine-{id}"))
             .stack_size(stack)
-            .spawn(move || match Worker::new(id, runtime, info, namespace) {
-                Ok(worker) => {
-                    let _ = ready_tx.send(Ok(()));
-                    worker.run(rx);
+            .spawn(move || {
+                if let Some(cpu) = home {
+                    if let Err(e) = affinity::pin_current_thread(cpu) {
+                        tracing::warn!(engine = id, cpu, error = %e, "cannot pin the engine's thread; it runs unpinned");
+                    }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+                match Worker::new(id, runtime, info, namespace) {
+                    Ok(worker) => {
+                        let _ = ready_tx.send(Ok(()));
+                        worker.run(rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start engine {id}: {e}")))?;
@@ -110,6 +124,11 @@ impl EnginePool {
     /// The engines that can take work (lost remote engines left out).
     pub fn ids(&self) -> Vec<usize> {
         self.slots.read().iter().filter(|s| !matches!(s.link, Link::Lost { .. })).map(|s| s.info.id).collect()
+    }
+
+    /// The CPU engine `id`'s thread is pinned to, if it is.
+    pub fn home(&self, id: usize) -> Option<usize> {
+        self.slots.read().get(id).and_then(|s| s.home)
     }
 
     /// Whether engine `id` lives in another process (reached over a link).
@@ -136,7 +155,7 @@ impl EnginePool {
                 None => {
                     let id = slots.len();
                     let info = Arc::new(EngineInfo::new(id, placement.clone()));
-                    slots.push(Slot { info, link: Link::Lost { process: process.to_string() } });
+                    slots.push(Slot { info, link: Link::Lost { process: process.to_string() }, home: None });
                     id
                 }
             };
@@ -264,7 +283,8 @@ impl EnginePool {
     fn respawn(&self, id: usize) {
         let Some(info) = self.info(id) else { return };
         info.restarts.fetch_add(1, Ordering::Relaxed);
-        match self.spawn(info, Namespace::default()) {
+        let home = self.home(id);
+        match self.spawn(info, Namespace::default(), home) {
             Ok((jobs, _ready)) => {
                 if let Some(slot) = self.slots.write().get_mut(id) {
                     slot.link = Link::Local(jobs);

@@ -417,3 +417,32 @@ fn sqlite_sigkill_loses_at_most_the_batch_window() {
     }
     assert!(matches!(newest.status, StoredStatus::Done | StoredStatus::Lost), "{:?}", newest.status);
 }
+
+/// The nice values of this process's threads named `name` (`/proc`).
+fn nice_of_threads(name: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").expect("/proc/self/task").flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        // Field 19 of stat is the nice value; the command (field 2) may hold spaces.
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        if let Some(nice) = after.split_whitespace().nth(16).and_then(|v| v.parse().ok()) {
+            out.push(nice);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_writer_runs_at_the_lowest_priority() {
+    let dir = tempdir();
+    let store = SqliteStore::open(&dir.path().join("tasks.sqlite"), SqliteOptions::default()).expect("open");
+    store.put(task("nice", StoredStatus::Done, now_us()));
+    // Once it has committed, the writer has long set its own priority.
+    store.flush().expect("flush");
+    let nices = nice_of_threads("wasmpar-store");
+    assert!(nices.contains(&super::sqlite::WRITER_NICE), "writer threads' nice values: {nices:?}");
+}
