@@ -13,10 +13,15 @@
 //! left to wake.
 //!
 //! Invariants:
-//! - Only in-process engine threads are pinned, only when their number is
-//!   the number of CPUs in this process's affinity mask, and never with
+//! - A pool pins its own engine threads, only when their number is the
+//!   number of CPUs in this process's affinity mask, and never with
 //!   `WASMPAR_PIN_ENGINES=0`. Fewer engines are left to the scheduler (it
-//!   may use the idle CPUs), and so are more (they share CPUs anyway).
+//!   may use the idle CPUs), and so are more (they share CPUs anyway). A
+//!   `wasmpar engine -n K` process pins its K the same way; two of them on
+//!   one host, each with K = the host's CPUs, share each CPU one engine
+//!   apiece, as unpinned threads would on average.
+//! - [`EnginePool::send_each`](super::EnginePool::send_each) is where the
+//!   wake order is applied; answers keep the jobs' order.
 //! - A pin that fails is logged and otherwise ignored: the engine runs
 //!   unpinned, as it would on another OS.
 

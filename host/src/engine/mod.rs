@@ -29,7 +29,6 @@ pub mod python;
 mod typed;
 mod worker;
 
-pub use affinity::{current_cpu, wake_order};
 pub use info::{hostname, EngineInfo, EngineStatus, Placement};
 pub use job::{Arg, BalancedWork, BatchOutcome, CallBatch, CallSource, CallSpec, EngineOutput, Job, StagedRef, TaskControl};
 pub use linker::{wasi_provides, HOST_INTERFACES};

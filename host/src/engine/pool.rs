@@ -246,6 +246,18 @@ impl EnginePool {
         Ok(())
     }
 
+    /// Queue each job on its engine, the engine pinned to the calling
+    /// thread's CPU last: waking it preempts the caller, which by then has
+    /// nothing left to send (`affinity.rs`). The outcomes in `jobs`' order.
+    pub fn send_each(&self, jobs: Vec<(usize, Job)>) -> Vec<Result<()>> {
+        let mut sent: Vec<Result<()>> = jobs.iter().map(|_| Ok(())).collect();
+        let indexed = jobs.into_iter().enumerate().map(|(at, (id, job))| (id, (at, job))).collect();
+        for (id, (at, job)) in affinity::wake_order(indexed, |id| self.home(id), affinity::current_cpu()) {
+            sent[at] = self.send(id, job);
+        }
+        sent
+    }
+
     /// Queue a job on engine `id`.
     pub fn send(&self, id: usize, job: Job) -> Result<()> {
         let slots = self.slots.read();

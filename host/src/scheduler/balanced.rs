@@ -65,11 +65,9 @@ impl Controller {
         let source = Box::new(MapBatches { calls, ranges });
         let work = Arc::new(BalancedWork::from_source(call_spec, source, sink, retries));
         let mut accepted = 0;
-        // The engine pinned to this thread's CPU last: it preempts us.
-        let order =
-            crate::engine::wake_order(engines.iter().map(|&id| (id, ())).collect(), |id| self.pool.home(id), crate::engine::current_cpu());
-        for (id, ()) in order {
-            match self.pool.send(id, Job::Balanced(work.clone())) {
+        let sent = self.pool.send_each(engines.iter().map(|&id| (id, Job::Balanced(work.clone()))).collect());
+        for (&id, sent) in engines.iter().zip(sent) {
+            match sent {
                 Ok(()) => accepted += 1,
                 Err(e) => tracing::warn!(engine = id, "cannot queue balanced work: {e}"),
             }

@@ -13,7 +13,7 @@ use wasmtime::component::Val;
 
 use crate::engine::Arg;
 use crate::runtime::ExportedFunction;
-use crate::value::frames::buffer_form;
+use crate::value::frames::{buffer_form, buffer_form_parts, read_in_place};
 use crate::value::{array_to_val, json_to_val, lookup, num_to_val, ArrayForm};
 use crate::value::{signature, wit_name_matches, wit_type};
 use crate::{Error, Result};
@@ -276,22 +276,19 @@ fn always_converts(ty: &Type, dtype: crate::value::Dtype, depth: usize) -> bool 
 }
 
 /// Whether the sequences of a `parallel` of `f` bind without touching an
-/// item: each an array form of a framed body's buffer, aligned for its
-/// dtype, for a list parameter its elements always convert to — the
-/// engines then read their rows in place (`Arg::Rows`), so binding is a
-/// few slices whatever the arrays' size. (`args` and `kwargs` are the
-/// caller's to weigh.)
+/// item: each an array form of a framed body's buffer that is read in
+/// place (`frames::read_in_place`), for a list parameter its elements
+/// always convert to — the engines then read their rows where they lie
+/// (`Arg::Rows`), so binding is a few slices whatever the arrays' size.
+/// (`args` and `kwargs` are the caller's to weigh.)
 pub fn rows_bind_in_place(f: &ExportedFunction, kwargs: &Map<String, Json>, sequences: &[SentSequence], buffers: &[Bytes]) -> bool {
     let free = free_params(f, kwargs);
     free.len() == sequences.len()
         && free.iter().zip(sequences).all(|((_, _, ty), seq)| {
             let SentSequence::Json(Json::Object(obj)) = seq else { return false };
-            let dtype = obj.get("dtype").and_then(Json::as_str).and_then(crate::value::Dtype::parse);
-            let buffer = obj.get("buffer").and_then(Json::as_u64).and_then(|k| buffers.get(usize::try_from(k).ok()?));
-            let depth = obj.get("shape").map_or(Some(1), |s| s.as_array().map(Vec::len));
-            match (dtype, buffer, depth) {
-                (Some(dtype), Some(b), Some(depth)) => {
-                    depth > 0 && (b.as_ptr() as usize).is_multiple_of(dtype.size().max(1)) && always_converts(ty, dtype, depth)
+            match buffer_form_parts(obj, buffers) {
+                Some(Ok((dtype, shape, bytes))) => {
+                    !shape.is_empty() && read_in_place(dtype, bytes) && always_converts(ty, dtype, shape.len())
                 }
                 _ => false,
             }

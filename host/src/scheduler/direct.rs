@@ -10,7 +10,7 @@ use wasmtime::component::types::Type;
 use super::result::{concat_lists, engine_died, flat_result, merge_outputs};
 use super::task::{EngineResult, TaskError, TaskRecord};
 use super::Controller;
-use crate::engine::{current_cpu, wake_order, BatchOutcome, CallBatch, Job};
+use crate::engine::{BatchOutcome, CallBatch, Job};
 use crate::value::Encoding;
 use crate::Result;
 use serde_json::Value as Json;
@@ -40,18 +40,27 @@ impl Controller {
         let ids: Vec<usize> = jobs.iter().map(|(id, _)| *id).collect();
         self.pool.check_capacity(&ids)?;
         self.tasks.insert(record.clone());
-        // Answers are collected in the jobs' order (a parallel's parts are
-        // joined in it); they are sent with the engine pinned to this
-        // thread's CPU last, as that one preempts us.
-        let mut pending: Vec<(usize, Option<oneshot::Receiver<BatchOutcome>>)> = jobs.iter().map(|(id, _)| (*id, None)).collect();
-        let indexed = jobs.into_iter().enumerate().map(|(at, (id, batch))| (id, (at, batch))).collect();
-        for (id, (at, batch)) in wake_order(indexed, |id| self.pool.home(id), current_cpu()) {
-            let (tx, rx) = oneshot::channel();
-            match self.pool.send(id, Job::Call { batch, reply: tx }) {
-                Ok(()) => pending[at].1 = Some(rx),
-                Err(e) => tracing::warn!(engine = id, "cannot queue: {e}"),
-            }
-        }
+        let mut answers = Vec::with_capacity(jobs.len());
+        let sends = jobs
+            .into_iter()
+            .map(|(id, batch)| {
+                let (tx, rx) = oneshot::channel();
+                answers.push((id, rx));
+                (id, Job::Call { batch, reply: tx })
+            })
+            .collect();
+        // Collected in the jobs' order: a parallel's parts are joined in it.
+        let pending: Vec<_> = answers
+            .into_iter()
+            .zip(self.pool.send_each(sends))
+            .map(|((id, rx), sent)| match sent {
+                Ok(()) => (id, Some(rx)),
+                Err(e) => {
+                    tracing::warn!(engine = id, "cannot queue: {e}");
+                    (id, None)
+                }
+            })
+            .collect();
         let task = record.clone();
         let me = self.clone();
         tokio::spawn(async move {

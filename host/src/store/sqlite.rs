@@ -48,11 +48,12 @@ const CACHE_KIB: u32 = 2048;
 const PARK_STEP: Duration = Duration::from_millis(5);
 
 /// The writer thread's nice value: the lowest. Its commits are work nobody
-/// waits for, and at nice 0 a batch of big results (the tutorial's
-/// Mandelbrot, 320 kB of view a task, 300 tasks a second) took a core the
-/// engines needed: a third of those calls ran twice as long (p75 3.9 →
-/// 3.2 ms, docs/benchmarks.md). At 19 it still gets its share when every
-/// core is busy (a sixtieth of a nice-0 thread's), and all of any idle one.
+/// waits for, and at nice 0 its batches of big results (the tutorial's
+/// Mandelbrot, 320 kB of view a task, 300 tasks a second) took cores the
+/// engines needed: with engines pinned, those calls' p90 was 4.95 ms at
+/// nice 0 and 3.67 ms at 19 (docs/benchmarks.md). At 19 it still gets its
+/// share when every core is busy (about 1/70 of a nice-0 thread's), and
+/// all of any idle one.
 pub const WRITER_NICE: i32 = 19;
 
 /// Give the calling thread (the writer) [`WRITER_NICE`]; a failure is logged.

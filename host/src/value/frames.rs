@@ -21,7 +21,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value as Json};
 
-use super::array::{checked_shape, dtype_of, ArrayForm};
+use super::array::{checked_shape, dtype_of, ArrayForm, Dtype};
 
 /// The media type of a framed body, in `Content-Type` and `Accept`.
 pub const FRAMES_MEDIA_TYPE: &str = "application/x-wasmpar-frames";
@@ -85,6 +85,21 @@ impl Frames {
 /// `buffer`), as the form with that buffer's bytes, or an error when the
 /// form is broken or names a buffer the body lacks.
 pub fn buffer_form(obj: &Map<String, Json>, buffers: &[Bytes]) -> Option<Result<ArrayForm, String>> {
+    Some(buffer_form_parts(obj, buffers)?.map(|(dtype, shape, bytes)| {
+        // A slice of the body where it is aligned for the dtype (the typed
+        // fast path reads it in place); a copy, which malloc aligns, where
+        // it is not (a document whose length is not a multiple of 8).
+        let data = if read_in_place(dtype, bytes) { bytes.clone() } else { Bytes::copy_from_slice(bytes) };
+        ArrayForm { dtype, shape, data }
+    }))
+}
+
+/// A buffer form's dtype, shape and the buffer it names.
+pub type BufferParts<'b> = (Dtype, Vec<usize>, &'b Bytes);
+
+/// [`buffer_form`]'s checks without the form: its dtype, its shape and the
+/// buffer it names, or the same errors.
+pub fn buffer_form_parts<'b>(obj: &Map<String, Json>, buffers: &'b [Bytes]) -> Option<Result<BufferParts<'b>, String>> {
     if !(obj.contains_key("dtype") && obj.contains_key("buffer")) {
         return None;
     }
@@ -98,13 +113,14 @@ pub fn buffer_form(obj: &Map<String, Json>, buffers: &[Bytes]) -> Option<Result<
             format!("array form: `buffer` {k} names no buffer (the framed body has {} after its document)", buffers.len())
         })?;
         let shape = checked_shape(obj, dtype, bytes.len())?;
-        // A slice of the body where it is aligned for the dtype (the typed
-        // fast path reads it in place); a copy, which malloc aligns, where
-        // it is not (a document whose length is not a multiple of 8).
-        let data =
-            if (bytes.as_ptr() as usize).is_multiple_of(dtype.size().max(1)) { bytes.clone() } else { Bytes::copy_from_slice(bytes) };
-        Ok(ArrayForm { dtype, shape, data })
+        Ok((dtype, shape, bytes))
     })())
+}
+
+/// Whether a buffer of `dtype` items is used where it lies in the body
+/// (aligned for the dtype) rather than copied.
+pub fn read_in_place(dtype: Dtype, bytes: &Bytes) -> bool {
+    (bytes.as_ptr() as usize).is_multiple_of(dtype.size().max(1))
 }
 
 /// The indices of the buffers that array forms in `values` name, for the
